@@ -1,0 +1,12 @@
+# The two commands a user needs (see README.md):
+#   make test   set everything up and run the test suite
+# Everything else is a convenience over tools/.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test
+setup:
+	bash tools/setup_env.sh
+
+test: setup
+	$(PY) -m pytest -m "not gpu and not hardware"

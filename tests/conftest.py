@@ -1,0 +1,23 @@
+"""Shared fixtures. `../shared` (data beside the repository, never committed) is optional: tests that need it
+are marked `shared` and skip with a reason when it is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"../shared not found at {SHARED}: these tests need the shared data folder beside the repo")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT

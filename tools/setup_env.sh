@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Sets up everything qamoe-live needs on a fresh Debian/Ubuntu x86_64 or aarch64 machine:
+# system packages (when root or sudo is available), a virtual environment in .venv and the project in it.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+EXTRAS=${EXTRAS:-train,test}
+# System packages the runtime and the tests use. Kept short; each line says why.
+APT_PACKAGES=(
+)
+
+install_apt() {
+  [ ${#APT_PACKAGES[@]} -eq 0 ] && return 0
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo="sudo"; else
+      echo "setup: missing system packages: ${missing[*]} (install them as root: apt-get install ${missing[*]})" >&2
+      return 1
+    fi
+  fi
+  echo "setup: installing system packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_python() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.installed-$EXTRAS"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing qamoe-live[$EXTRAS] into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    touch "$stamp"
+  fi
+}
+
+install_apt
+install_python
+echo "setup: ok ($VENV)"
