@@ -1,0 +1,384 @@
+"""The versioned feature shard: how features from the live extractors are stored for training.
+
+This docstring is the contract between the extraction tool (the writer) and the trainer (the reader).
+
+A shard is one uncompressed `.npz` file (a zip of `.npy` members, as `np.savez` writes it) holding N samples of one
+split. It never holds pickled objects: every member loads with `np.load(path, allow_pickle=False)`, so reading a
+shard cannot run code (unlike the MMSA pickles).
+
+Members of format "qamoe-shard", version 1:
+
+    __meta__       0-d unicode array holding one JSON object:
+                     "format"        "qamoe-shard"
+                     "version"       1 (an integer; a reader refuses versions newer than it supports)
+                     "split"         "train", "valid", "test" or another non-empty name
+                     "feature_spec"  a JSON object describing how the features were extracted (extractors, dims,
+                                     rates, windows ...); opaque here and compared for equality, so a model is
+                                     never trained or run on features it was not built for
+                     "created_by"    free text naming the producing tool (and its version)
+                     "n"             the number of samples N
+    text_feats     float32 [N, T_text, D_text]        text_mask     bool [N, T_text]
+    audio_feats    float32 [N, T_audio, D_audio]      audio_mask    bool [N, T_audio]
+    vision_feats   float32 [N, T_vision, D_vision]    vision_mask   bool [N, T_vision]
+    label          float32 [N]    sentiment in [-3, 3]
+    id             unicode [N]    sample ids
+
+Rules: dtypes are exactly those above; every feature and label is finite; mask True marks a valid step and padding
+steps (mask False) hold zeros; an absent modality is an all-False mask, never a missing member. Within version 1,
+changes are additive only: readers ignore members and meta keys they do not know. Anything else bumps the version.
+
+Writes are atomic: the file is written to a temporary `.<name>.<random>.tmp` in the target directory, synced, then
+renamed over the target with `os.replace`, so a reader never sees a half-written shard. `read_shards` concatenates
+shards in file-name order; their sequence lengths T may differ, and shorter ones are padded to the longest with
+zeros (features) and False (masks), which the masks already mean as "no data here".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qamoe.data.featureset import FeatureSet
+from qamoe.errors import ConfigError, DataError
+from qamoe.modality import MODALITIES, Modality
+
+logger = logging.getLogger(__name__)
+
+SHARD_FORMAT = "qamoe-shard"
+SHARD_VERSION = 1
+
+_META = "__meta__"
+_META_KEYS = ("format", "version", "split", "feature_spec", "created_by", "n")
+_ARRAYS = tuple(f"{m}_{part}" for m in MODALITIES for part in ("feats", "mask")) + ("label", "id")
+# What a truncated or corrupt zip/npy raises from inside numpy and zipfile; each becomes one DataError.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError)
+_MISSING = object()
+
+
+def write_shard(
+    path: str | os.PathLike[str],
+    fs: FeatureSet,
+    *,
+    split: str,
+    feature_spec: Mapping[str, Any],
+    created_by: str = "qamoe",
+) -> Path:
+    """Write `fs` as one shard at `path` (which must end in .npz) atomically; return the path.
+
+    Refuses non-finite features or labels: a shard is training input, and NaN there would only surface as a NaN
+    loss hours later."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ConfigError(f"shard path {path} must end in .npz: read_shards looks for *.npz files")
+    if not isinstance(split, str) or not split:
+        raise ConfigError(f"split must be a non-empty string such as 'train', got {split!r}")
+    if not isinstance(created_by, str):
+        raise ConfigError(f"created_by must be a string, got {type(created_by).__name__}")
+    meta = {
+        "format": SHARD_FORMAT,
+        "version": SHARD_VERSION,
+        "split": split,
+        "feature_spec": _normalize_spec(feature_spec),
+        "created_by": created_by,
+        "n": len(fs),
+    }
+    arrays = _shard_arrays(fs)
+    arrays[_META] = np.array(json.dumps(meta, sort_keys=True, allow_nan=False))
+    _atomic_savez(path, arrays)
+    logger.info("wrote shard %s: %d %s samples", path, len(fs), split)
+    return path
+
+
+def read_shard_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The validated `__meta__` of one shard, without reading its arrays (to filter by split or check a spec)."""
+    path = Path(path)
+    with _open_npz(path) as z, _reading(path):
+        return _parse_meta(z, path)
+
+
+def read_shard(
+    path: str | os.PathLike[str], *, expect_spec: Mapping[str, Any] | None = None
+) -> tuple[FeatureSet, dict[str, Any]]:
+    """Read one shard: (the feature set, its meta). Any defect is a DataError naming the file and the fix.
+
+    With `expect_spec`, the shard's feature_spec must equal it (after a JSON round trip, so tuples equal lists)."""
+    path = Path(path)
+    want = None if expect_spec is None else _normalize_spec(expect_spec)  # a bad argument is not a bad file
+    with _open_npz(path) as z, _reading(path):
+        meta = _parse_meta(z, path)
+        if want is not None:
+            _check_spec(meta["feature_spec"], want, f"{path}", "the expected spec")
+        missing = [name for name in _ARRAYS if name not in z.files]
+        if missing:
+            raise DataError(f"{path}: missing member(s) {', '.join(missing)}; found {sorted(z.files)}")
+        arrays = {name: z[name] for name in _ARRAYS}
+    return _to_featureset(arrays, meta["n"], path), meta
+
+
+def read_shards(
+    paths_or_dir: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    split: str | None = None,
+    expect_spec: Mapping[str, Any] | None = None,
+) -> tuple[FeatureSet, dict[str, Any]]:
+    """Read and concatenate shards (a directory's *.npz in file-name order, or the given paths, in that order).
+
+    All shards read together must share one feature_spec. `split` keeps only the shards of that split. Returns the
+    concatenated set (shorter sequences padded, see the module docstring) and a combined meta: format, version,
+    split (the common split, or None when they differ), feature_spec, created_by (the distinct values, joined with
+    ", "), n (total), shards (the paths read, as strings)."""
+    paths = _shard_paths(paths_or_dir)
+    metas = {p: read_shard_meta(p) for p in paths}
+    if split is not None:
+        paths = [p for p in paths if metas[p]["split"] == split]
+        if not paths:
+            found = sorted({m["split"] for m in metas.values()})
+            raise DataError(f"no {split!r} shards among the {len(metas)} read; splits found: {', '.join(found)}")
+    spec = metas[paths[0]]["feature_spec"]
+    for p in paths[1:]:
+        _check_spec(metas[p]["feature_spec"], spec, f"{p}", f"{paths[0]}")
+    if expect_spec is not None:
+        _check_spec(spec, _normalize_spec(expect_spec), f"{paths[0]}", "the expected spec")
+    fs = concat_featuresets([read_shard(p)[0] for p in paths])
+    _warn_duplicate_ids(fs)
+    splits = {metas[p]["split"] for p in paths}
+    meta = {
+        "format": SHARD_FORMAT,
+        "version": SHARD_VERSION,
+        "split": splits.pop() if len(splits) == 1 else None,
+        "feature_spec": spec,
+        "created_by": ", ".join(sorted({metas[p]["created_by"] for p in paths})),
+        "n": len(fs),
+        "shards": [str(p) for p in paths],
+    }
+    logger.info("read %d shard(s): %d samples", len(paths), len(fs))
+    return fs, meta
+
+
+def concat_featuresets(sets: Sequence[FeatureSet]) -> FeatureSet:
+    """Concatenate feature sets along N, padding each modality to the longest T with zeros and False masks.
+
+    Padding is safe because a False mask already means "no data at this step" everywhere downstream."""
+    if not sets:
+        raise DataError("nothing to concatenate: no feature sets given")
+    dims = sets[0].dims
+    for i, fs in enumerate(sets):
+        if fs.dims != dims:
+            raise DataError(
+                f"feature set {i} has dims {_fmt_dims(fs.dims)} but set 0 has {_fmt_dims(dims)}: they come from"
+                " different feature extractors and cannot be concatenated"
+            )
+    n = sum(len(fs) for fs in sets)
+    feats: dict[Modality, np.ndarray] = {}
+    masks: dict[Modality, np.ndarray] = {}
+    for m in MODALITIES:
+        t = max(fs.seq_lens[m] for fs in sets)
+        feats[m] = np.zeros((n, t, dims[m]), np.float32)
+        masks[m] = np.zeros((n, t), np.bool_)
+        start = 0
+        for fs in sets:
+            end, tm = start + len(fs), fs.seq_lens[m]
+            feats[m][start:end, :tm] = fs.feats[m]
+            masks[m][start:end, :tm] = fs.masks[m]
+            start = end
+    labels = np.concatenate([np.asarray(fs.labels, np.float32) for fs in sets])
+    ids = np.concatenate([np.asarray(fs.ids).astype(str) for fs in sets])
+    return FeatureSet(feats=feats, masks=masks, labels=labels, ids=ids)
+
+
+def _normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec as it will read back from JSON, so written and expected specs compare equal (tuples -> lists)."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"feature_spec must be a dict, got {type(spec).__name__}")
+    try:
+        return json.loads(json.dumps(dict(spec), sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(
+            f"feature_spec must be plain JSON (str keys; numbers, strings, lists, dicts; no NaN): {e}"
+        ) from e
+
+
+def _shard_arrays(fs: FeatureSet) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    for m in MODALITIES:
+        x = np.ascontiguousarray(fs.feats[m], dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise DataError(f"{m} features hold NaN/Inf: replace them (and mask those steps) before writing a shard")
+        arrays[f"{m}_feats"] = x
+        arrays[f"{m}_mask"] = np.ascontiguousarray(fs.masks[m], dtype=np.bool_)
+    labels = np.asarray(fs.labels, dtype=np.float32)
+    if not np.isfinite(labels).all():
+        raise DataError("labels hold NaN/Inf: a shard's labels must all be finite")
+    arrays["label"] = labels
+    arrays["id"] = np.asarray(fs.ids).astype(str)  # unicode, never object: readable without pickle
+    return arrays
+
+
+def _atomic_savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write beside the target and rename over it, so a crash mid-write never leaves a half-written shard."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # os.open with 0o666 (not mkstemp's 0o600) so the shard gets the usual umask-derived permissions.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn numpy/zipfile failures on a damaged file into one DataError that says what to do."""
+    try:
+        yield
+    except _READ_ERRORS as e:
+        raise DataError(
+            f"{path} is not a readable qamoe shard ({type(e).__name__}: {e}): it is truncated, corrupt or not a"
+            " shard; re-extract it"
+        ) from e
+
+
+@contextlib.contextmanager
+def _open_npz(path: Path) -> Iterator[Any]:
+    if not path.is_file():
+        raise DataError(f"no shard at {path}: check the path, or extract features into it first")
+    with _reading(path):
+        z = np.load(path, allow_pickle=False)
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} is a single .npy array, not a qamoe shard (an .npz with a {_META} member)")
+    with z:
+        yield z
+
+
+def _parse_meta(z: Any, path: Path) -> dict[str, Any]:
+    if _META not in z.files:
+        raise DataError(f"{path} is an .npz but not a qamoe shard: no {_META} member (found {sorted(z.files)})")
+    raw = z[_META]
+    if raw.ndim != 0 or raw.dtype.kind != "U":
+        raise DataError(f"{path}: {_META} must be a 0-d unicode array of JSON, found {raw.dtype} {raw.shape}")
+    try:
+        meta = json.loads(str(raw[()]))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: {_META} is not valid JSON ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != SHARD_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise DataError(f"{path}: format {found!r}, expected {SHARD_FORMAT!r}: this is not a qamoe shard")
+    version = meta.get("version")
+    if not _is_int(version) or version < 1:
+        raise DataError(f"{path}: shard version must be a positive integer, found {version!r}")
+    if version > SHARD_VERSION:
+        raise DataError(
+            f"{path} is shard format version {version}, newer than this qamoe-live reads ({SHARD_VERSION}):"
+            " upgrade qamoe-live"
+        )
+    _validate_meta(meta, path)
+    return meta
+
+
+def _validate_meta(meta: dict[str, Any], path: Path) -> None:
+    missing = [k for k in _META_KEYS if k not in meta]
+    if missing:
+        raise DataError(f"{path}: {_META} lacks {', '.join(missing)}; found {sorted(meta)}")
+    if not isinstance(meta["split"], str) or not meta["split"]:
+        raise DataError(f"{path}: meta 'split' must be a non-empty string, found {meta['split']!r}")
+    if not isinstance(meta["feature_spec"], dict):
+        kind = type(meta["feature_spec"]).__name__
+        raise DataError(f"{path}: meta 'feature_spec' must be a JSON object, found {kind}")
+    if not isinstance(meta["created_by"], str):
+        raise DataError(f"{path}: meta 'created_by' must be a string, found {meta['created_by']!r}")
+    if not _is_int(meta["n"]) or meta["n"] < 0:
+        raise DataError(f"{path}: meta 'n' must be a non-negative integer, found {meta['n']!r}")
+
+
+def _to_featureset(arrays: Mapping[str, np.ndarray], n: int, path: Path) -> FeatureSet:
+    """Check every array against the contract (dtype, shape, N, finiteness) before building the set."""
+    _check_array(arrays["label"], "label", "float32", (n,), path)
+    _check_array(arrays["id"], "id", "unicode", (n,), path)
+    for m in MODALITIES:
+        x = arrays[f"{m}_feats"]
+        _check_array(x, f"{m}_feats", "float32", (n, None, None), path)
+        _check_array(arrays[f"{m}_mask"], f"{m}_mask", "bool", (n, x.shape[1]), path)
+    for name in [f"{m}_feats" for m in MODALITIES] + ["label"]:
+        bad = int(np.count_nonzero(~np.isfinite(arrays[name])))
+        if bad:
+            raise DataError(f"{path}: {name} holds {bad} NaN/Inf values; the extractor must write finite values")
+    return FeatureSet(
+        feats={m: arrays[f"{m}_feats"] for m in MODALITIES},
+        masks={m: arrays[f"{m}_mask"] for m in MODALITIES},
+        labels=arrays["label"],
+        ids=arrays["id"],
+    )
+
+
+def _check_array(arr: np.ndarray, name: str, dtype: str, shape: tuple[int | None, ...], path: Path) -> None:
+    """`shape` uses None for a free dimension; dtype "unicode" means any width of numpy unicode string."""
+    dtype_ok = arr.dtype.kind == "U" if dtype == "unicode" else arr.dtype == np.dtype(dtype)
+    shape_ok = arr.ndim == len(shape) and all(w is None or a == w for a, w in zip(arr.shape, shape))
+    if not (dtype_ok and shape_ok):
+        want = "[" + ", ".join("*" if w is None else str(w) for w in shape) + "]"
+        raise DataError(f"{path}: {name} must be {dtype} {want}, found {arr.dtype} {list(arr.shape)}")
+
+
+def _check_spec(found: Mapping[str, Any], want: Mapping[str, Any], what: str, against: str) -> None:
+    if found == want:
+        return
+    keys = sorted(k for k in set(found) | set(want) if found.get(k, _MISSING) != want.get(k, _MISSING))
+    details = "; ".join(
+        f"{k}: {_short(found.get(k, _MISSING))} vs {_short(want.get(k, _MISSING))}" for k in keys
+    )
+    raise DataError(
+        f"{what} has a different feature_spec from {against} (differing keys: {', '.join(keys)}; {details}):"
+        " re-extract the features with the current spec, or use the model that matches these features"
+    )
+
+
+def _shard_paths(paths_or_dir: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+    if isinstance(paths_or_dir, (str, os.PathLike)):
+        root = Path(paths_or_dir)
+        if not root.is_dir():
+            return [root]
+        paths = sorted(root.glob("*.npz"))
+        if not paths:
+            raise DataError(f"no shards (*.npz) in {root}: extract features into it first")
+        return paths
+    paths = [Path(p) for p in paths_or_dir]
+    if not paths:
+        raise DataError("no shard paths given")
+    return paths
+
+
+def _warn_duplicate_ids(fs: FeatureSet) -> None:
+    """Duplicate ids usually mean a shard was listed twice or two extractions overlap; warn rather than refuse."""
+    dup = len(fs) - len(np.unique(fs.ids))
+    if dup:
+        logger.warning("%d duplicate sample ids across the shards read: is a shard listed twice?", dup)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = "(absent)" if value is _MISSING else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fmt_dims(dims: Mapping[Modality, int]) -> str:
+    return "{" + ", ".join(f"{m}: {dims[m]}" for m in MODALITIES) + "}"

@@ -1,0 +1,41 @@
+"""Per-modality temporal encoder over a masked feature sequence."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Added to attention scores of invalid steps. Finite (not -inf) so an all-invalid row stays NaN-free in every
+# backend; such rows are zeroed explicitly afterwards.
+_MASK_BIAS = -1.0e4
+
+
+class TemporalEncoder(nn.Module):
+    """[B, T, D_in] features + [B, T] validity mask -> [B, d] pooled representation and [B] coverage.
+
+    Projection, one residual depthwise-separable temporal convolution (local context: a few frames / tokens), and
+    masked attention pooling. Deliberately small: the edge budget is a fraction of a millisecond for the whole
+    model, and the window features are already high-level (BERT / MiniLM / MFCC / expression embeddings).
+    Coverage (fraction of valid steps) is returned so that downstream heads can *see* missingness."""
+
+    def __init__(self, *, in_dim: int, d_model: int, kernel: int = 3, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.proj = nn.Linear(in_dim, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.dwconv = nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2, groups=d_model)
+        self.pwconv = nn.Linear(d_model, d_model)
+        self.score = nn.Linear(d_model, 1, bias=False)  # softmax is shift-invariant: a bias would get no gradient
+        self.drop = nn.Dropout(dropout)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = mask.unsqueeze(-1).to(x.dtype)  # [B, T, 1]
+        h = self.norm(self.proj(x)) * m
+        c = self.dwconv(h.transpose(1, 2)).transpose(1, 2)
+        h = (h + self.drop(self.pwconv(self.act(c)))) * m
+        scores = self.score(h).squeeze(-1) + (1.0 - mask.to(x.dtype)) * _MASK_BIAS  # [B, T]
+        attn = torch.softmax(scores, dim=-1)
+        any_valid = m.amax(dim=1)  # [B, 1]: 0 where the whole modality is absent
+        pooled = torch.einsum("bt,btd->bd", attn, h) * any_valid
+        coverage = mask.to(x.dtype).mean(dim=1)
+        return pooled, coverage
