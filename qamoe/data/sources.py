@@ -1,0 +1,56 @@
+"""Where training and evaluation data come from, named by one string on the command line:
+
+  synthetic            the synthetic benchmark (qamoe.data.synthetic), default size and seed 0
+  synthetic:SEED       ... with another sensor/data seed
+  mmsa:PATH[:DATASET]  an MMSA feature pickle (aligned_50.pkl / unaligned_50.pkl; trusted files only);
+                       DATASET (mosi, mosei, sims) checks the feature dims
+  shards:DIR           qamoe feature shards (.npz) as written by tools/extract_features.py; the split of each
+                       shard is read from its metadata
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qamoe.data.featureset import FeatureSet
+from qamoe.data.mmsa import DATASET_DIMS, load_mmsa_pickle
+from qamoe.data.shards import read_shard_meta, read_shards
+from qamoe.data.synthetic import SyntheticConfig, make_benchmark
+from qamoe.errors import ConfigError, DataError
+
+SPLITS = ("train", "valid", "test")
+
+
+def load_source(spec: str) -> tuple[dict[str, FeatureSet], dict[str, Any]]:
+    """-> ({"train", "valid", "test"} -> FeatureSet, info dict with the source and any feature spec)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "synthetic":
+        seed = int(rest) if rest else 0
+        return make_benchmark(SyntheticConfig(seed=seed)), {"source": spec, "feature_spec": {"synthetic": seed}}
+    if kind == "mmsa":
+        if not rest:
+            raise ConfigError("mmsa needs a path: mmsa:/path/to/unaligned_50.pkl[:mosi|mosei|sims]")
+        path, dataset = rest, None
+        head, _, tail = rest.rpartition(":")
+        if head and tail.lower() in DATASET_DIMS:
+            path, dataset = head, tail.lower()
+        return load_mmsa_pickle(path, dataset), {"source": spec, "feature_spec": {"mmsa": dataset or "unchecked"}}
+    if kind == "shards":
+        return _load_shards(Path(rest)), {"source": spec, "feature_spec": _shard_spec(Path(rest))}
+    raise ConfigError(f"unknown data source {spec!r}: use synthetic[:SEED], mmsa:PATH[:DATASET] or shards:DIR")
+
+
+def _load_shards(directory: Path) -> dict[str, FeatureSet]:
+    if not directory.is_dir():
+        raise DataError(f"shard directory {directory} not found: run tools/extract_features.py first")
+    out = {}
+    for split in SPLITS:
+        fs, _ = read_shards(directory, split=split)
+        out[split] = fs
+    return out
+
+
+def _shard_spec(directory: Path) -> dict[str, Any]:
+    first = sorted(directory.glob("*.npz"))
+    return dict(read_shard_meta(first[0])["feature_spec"]) if first else {}
