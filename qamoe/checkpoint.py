@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from qamoe.config import ModelConfig
@@ -70,9 +70,13 @@ def load_checkpoint(directory: str | Path) -> tuple[MultimodalModel, dict[str, A
         raise CheckpointError(f"{weights} not found: the checkpoint is incomplete; re-save or re-train it")
     try:
         state = load_file(str(weights))
-    except (SafetensorsError, OSError, ValueError) as e:
+    except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights} is corrupt or truncated ({e}); re-save or re-train it") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
+        raise CheckpointError(f"{weights} does not match its config ({first.strip()}); re-save or re-train it") from None
     if missing or unexpected:
         raise CheckpointError(
             f"{weights} does not match its config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-train,test}
+EXTRAS=${EXTRAS:-train,build,test}
 # System packages the runtime and the tests use. Kept short; each line says why.
 APT_PACKAGES=(
+  espeak-ng   # speech synthesis: real spoken test input for the ASR and audio features
 )
 
 install_apt() {

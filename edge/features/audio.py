@@ -1,0 +1,455 @@
+"""Audio features for QA-MoE: MFCC, prosody and signal-quality cues at 25 model frames per second.
+
+Input: mono float32 PCM at 16 kHz in [-1, 1] (`to_mono_16k` converts other rates, int PCM and stereo) and the
+monotonic time (ns) of its first sample. The same `AudioFeatureExtractor` runs streaming (`push()` chunks of
+any size, `pop()` frames as they complete) and offline (`extract()` = reset + push + finish + pop); both give
+bit-identical output because all work is done in fixed blocks of `block_frames` model frames (default 8 = 320
+ms, 10 VAD chunks) whatever the push sizes. Latency: one block plus 17.5 ms of look-ahead (block_frames=4
+halves the latency for ~30% more CPU; 16 saves ~20% CPU for 320 ms more; see tools/bench_features.py).
+
+Geometry (defaults). Sample rate fs = 16 kHz; analysis hop H = 10 ms (160 samples); model frame = 4 hops = 40
+ms (640 samples, 25 Hz, one per 25 fps video frame). Model frame k covers samples [640k, 640k + 640) and its
+timestamp `t_ns` is the monotonic time of its first sample: t0 + k * 40 ms. Hop j is centred on sample c_j =
+160 j + 80; its analysis window is the W = 25 ms (400 samples) around c_j, zero-padded before the stream start
+and after `finish()`. Hop values are averaged over the 4 hops of a frame unless stated otherwise.
+
+Columns (`names`; 22 by default):
+- `mfcc_0..mfcc_12`: x'[n] = x[n] - 0.97 x[n-1]; P[k] = |FFT_512(hamming_400 . x')|^2; 40 triangular filters
+  equally spaced on the HTK mel scale m(f) = 2595 log10(1 + f/700) between 20 Hz and 8 kHz, E_b = sum_k F_b[k]
+  P[k]; L_b = ln max(E_b, 1e-10); c_i = sqrt(2/40) s_i sum_b L_b cos(pi i (b + 1/2) / 40), s_0 = 1/sqrt(2),
+  s_i>0 = 1 (orthonormal DCT-II).
+- `log_energy_db`: 10 log10 max(mean_n x[n]^2, 1e-10) over the raw window (dB re full scale; silence = -100).
+- `f0_st`, `voicing_prob`, `voiced`: YIN on the signal low-passed (Kaiser-windowed sinc FIR, 1.7 kHz, 3 ms)
+  and decimated to fs_p = 4 kHz (F0 <= 400 Hz needs no more). Pitch frame x: L = W_p + tau_hi samples centred
+  on c_j, W_p = max(25 ms, 1 / 60 Hz) = 100, tau_hi = ceil(fs_p / 60 Hz) + 1 = 68. Difference function d(tau)
+  = sum_{n < L - tau} (x[n] - x[n + tau])^2 = E[0, L - tau) + E[tau, L) - 2 r(tau), with E[a, b) the energy of
+  x[a:b] and r = IFFT_256 |FFT_256 x|^2 the autocorrelation; d'(tau) = d(tau) tau / sum_{u=1..tau} d(u) (1
+  where the sum is 0). Over tau in [floor(fs_p / 400 Hz), tau_hi), take the first tau with d' < 0.25 and walk
+  down to its local minimum (no such tau: unvoiced, tau = argmin d'); refine by a parabola through d'(tau - 1
+  .. tau + 1); F0 = fs_p / tau*. A hop is voiced when the dip exists, F0 is in [60, 400] Hz and its energy
+  exceeds -60 dBFS. voicing_prob = mean over hops of max(1 - d'(tau), 0); voiced = share of voiced hops; f0_st
+  = mean over voiced hops of 12 log2(F0 / 100 Hz), 0 when no hop is voiced (read it together with `voiced`).
+- `zcr`: share of adjacent sample pairs in the raw window whose signs differ.
+- `spectral_flux`: (1/40) sum_b max(0, L_b(j) - L_b(j-1)) on the log-mel bands above (0 for the first hop).
+- `vad_speech_prob`: Silero VAD (see `edge.features.vad`) on consecutive 32 ms chunks, averaged over the frame
+  weighted by each chunk's overlap with it; the LSTM state is carried across chunks and pushes.
+- `snr_db`: rolling 3 s SNR estimate from hop powers and VAD speech flags (equations in
+  `edge.features.audio_quality`), -10 to 60 dB.
+- `clip_frac`: share of the frame's 640 samples with |x| >= 0.99.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from edge.features.audio_quality import AudioInputError, SnrTracker, clip_fraction, polyphase_lowpass
+from edge.features.vad import VAD_CHUNK, VAD_SAMPLE_RATE, SileroVad
+
+logger = logging.getLogger(__name__)
+
+LOG_FLOOR = 1e-10
+PITCH_RATE = 4_000  # F0 <= 400 Hz needs no more; YIN runs on the signal decimated to this rate
+
+
+class AudioConfigError(ValueError):
+    """An invalid `AudioFeatureConfig`; the message says what to change."""
+
+
+def audio_feature_names(n_mfcc: int = 13) -> tuple[str, ...]:
+    """Column names of the audio feature frames, in order."""
+    return tuple(f"mfcc_{i}" for i in range(n_mfcc)) + (
+        "log_energy_db", "f0_st", "voicing_prob", "voiced", "zcr", "spectral_flux",
+        "vad_speech_prob", "snr_db", "clip_frac",
+    )
+
+
+AUDIO_FEATURE_NAMES = audio_feature_names()
+
+
+def _samples(seconds: float, rate: int, what: str) -> int:
+    n = round(seconds * rate)
+    if n <= 0 or abs(n - seconds * rate) > 1e-6:
+        raise AudioConfigError(f"{what}={seconds} s is not a positive whole number of samples at {rate} Hz")
+    return n
+
+
+@dataclass(frozen=True)
+class AudioFeatureConfig:
+    """Geometry and estimator settings of the audio extractor (defaults are the feature spec's)."""
+
+    sample_rate: int = 16_000
+    win_s: float = 0.025
+    hop_s: float = 0.010
+    frame_s: float = 0.040
+    block_frames: int = 8
+    n_fft: int = 512
+    n_mels: int = 40
+    n_mfcc: int = 13
+    mel_fmin_hz: float = 20.0
+    mel_fmax_hz: float = 8_000.0
+    preemphasis: float = 0.97
+    f0_min_hz: float = 60.0
+    f0_max_hz: float = 400.0
+    yin_threshold: float = 0.25
+    silence_db: float = -60.0
+    clip_level: float = 0.99
+    vad_threshold: float = 0.5
+    snr_history_s: float = 3.0
+    snr_noise_quantile: float = 0.10
+    resync_tolerance_s: float = 0.05
+    vad_model_path: Path | None = None
+    vad_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.sample_rate != VAD_SAMPLE_RATE:
+            raise AudioConfigError(
+                f"sample_rate={self.sample_rate}: the extractor (and Silero VAD) takes 16000 Hz only; "
+                "convert the audio with edge.features.to_mono_16k() instead"
+            )
+        win, hop = self.win_samples, self.hop_samples
+        if win < hop or self.n_fft < win:
+            raise AudioConfigError(f"need hop ({hop}) <= window ({win}) <= n_fft ({self.n_fft}) samples")
+        if hop % (self.sample_rate // PITCH_RATE):
+            raise AudioConfigError(f"hop_s={self.hop_s} must be a whole number of samples at {PITCH_RATE} Hz")
+        if _samples(self.frame_s, self.sample_rate, "frame_s") % hop:
+            raise AudioConfigError(f"frame_s={self.frame_s} must be a whole number of hops of {self.hop_s} s")
+        if self.block_frames < 1 or self.block_samples % VAD_CHUNK:
+            raise AudioConfigError(
+                f"block_frames={self.block_frames}: a block must hold whole {VAD_CHUNK}-sample VAD chunks "
+                "(with 40 ms frames use a multiple of 4)"
+            )
+        if not 0 < self.n_mfcc <= self.n_mels:
+            raise AudioConfigError(f"need 0 < n_mfcc ({self.n_mfcc}) <= n_mels ({self.n_mels})")
+        if not 0 <= self.mel_fmin_hz < self.mel_fmax_hz <= self.sample_rate / 2:
+            raise AudioConfigError("need 0 <= mel_fmin_hz < mel_fmax_hz <= sample_rate / 2")
+        if not 0 < self.f0_min_hz < self.f0_max_hz <= self.sample_rate / 8:
+            raise AudioConfigError("need 0 < f0_min_hz < f0_max_hz <= sample_rate / 8 (e.g. 60 and 400 Hz)")
+        self._check_open_unit()
+        if self.snr_history_s < self.frame_s:
+            raise AudioConfigError(f"snr_history_s={self.snr_history_s} must cover at least one frame")
+        if self.resync_tolerance_s <= 0 or self.vad_threads < 1:
+            raise AudioConfigError("resync_tolerance_s must be > 0 and vad_threads >= 1")
+
+    def _check_open_unit(self) -> None:
+        for name in ("preemphasis", "yin_threshold", "vad_threshold", "snr_noise_quantile"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise AudioConfigError(f"{name}={value} must lie in [0, 1)")
+        if not 0 < self.clip_level <= 1:
+            raise AudioConfigError(f"clip_level={self.clip_level} must lie in (0, 1] (full scale is 1.0)")
+
+    @cached_property
+    def win_samples(self) -> int:
+        return _samples(self.win_s, self.sample_rate, "win_s")
+
+    @cached_property
+    def hop_samples(self) -> int:
+        return _samples(self.hop_s, self.sample_rate, "hop_s")
+
+    @cached_property
+    def frame_samples(self) -> int:
+        return _samples(self.frame_s, self.sample_rate, "frame_s")
+
+    @cached_property
+    def hops_per_frame(self) -> int:
+        return self.frame_samples // self.hop_samples
+
+    @cached_property
+    def block_samples(self) -> int:
+        return self.block_frames * self.frame_samples
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return audio_feature_names(self.n_mfcc)
+
+
+def mel_filterbank(n_mels: int, n_fft: int, rate: int, fmin: float, fmax: float) -> np.ndarray:
+    """Triangular filters (n_mels, n_fft // 2 + 1), peak 1, equally spaced on the HTK mel scale."""
+    def to_mel(f: np.ndarray) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    edges_mel = np.linspace(to_mel(np.array(fmin)), to_mel(np.array(fmax)), n_mels + 2)
+    edges = 700.0 * (10.0 ** (edges_mel / 2595.0) - 1.0)
+    freqs = np.arange(n_fft // 2 + 1) * rate / n_fft
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs[None, :] - lower) / (centre - lower)
+    falling = (upper - freqs[None, :]) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling))
+
+
+def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """Orthonormal DCT-II basis (n_out, n_in): c = D @ x."""
+    basis = np.cos(np.pi * np.arange(n_out)[:, None] * (np.arange(n_in)[None, :] + 0.5) / n_in)
+    scale = np.full((n_out, 1), np.sqrt(2.0 / n_in))
+    scale[0] = np.sqrt(1.0 / n_in)
+    return basis * scale
+
+
+class _HopAnalyser:
+    """Per-hop spectral and YIN pitch analysis of one block's samples plus their left/right context."""
+
+    def __init__(self, cfg: AudioFeatureConfig) -> None:
+        rate, win, hop = cfg.sample_rate, cfg.win_samples, cfg.hop_samples
+        self.cfg = cfg
+        self.window = np.hamming(win).astype(np.float32)
+        fb = mel_filterbank(cfg.n_mels, cfg.n_fft, rate, cfg.mel_fmin_hz, cfg.mel_fmax_hz)
+        self.fb_t = fb.T.astype(np.float32)
+        self.dct_t = dct_matrix(cfg.n_mfcc, cfg.n_mels).T.astype(np.float32)
+        self.decim = rate // PITCH_RATE
+        self.poly, half = polyphase_lowpass(rate, PITCH_RATE)
+        self.tau_lo = int(np.floor(PITCH_RATE / cfg.f0_max_hz))
+        self.tau_hi = int(np.ceil(PITCH_RATE / cfg.f0_min_hz)) + 1
+        plen = max(round(cfg.win_s * PITCH_RATE), self.tau_hi - 1) + self.tau_hi
+        self.plen, self.pitch_nfft = plen, 1 << int(np.ceil(np.log2(plen + self.tau_hi)))
+        n_hops = cfg.block_frames * cfg.hops_per_frame
+        reach_left = self.decim * (plen // 2) + half
+        reach_right = self.decim * (plen - 1 - plen // 2) + self.poly.size - half
+        self.left = max(win // 2 + 1, reach_left) - hop // 2
+        self.right = max(win - win // 2, reach_right) - (hop - hop // 2)
+        centres = self.left + hop * np.arange(n_hops) + hop // 2
+        self.spec_idx = (centres - win // 2)[:, None] + np.arange(win)[None, :]
+        self.decim_start = centres[0] - reach_left
+        self.n_decim = (hop // self.decim) * (n_hops - 1) + plen
+        self.decim_rows = self.n_decim + self.poly.shape[1] - 1
+        starts = (hop // self.decim) * np.arange(n_hops)[:, None]
+        self.pitch_idx = starts + np.arange(plen)[None, :]
+        taus = np.arange(1, self.tau_hi + 1)[None, :]
+        # energy of x[0 : L - tau] plus that of x[tau : L], as differences of one cumulative sum
+        self.head_end, self.tail_start, self.frame_ends = starts + plen - taus, starts + taus, starts + plen
+        self.frame_starts = starts
+
+    def spectral(self, seg: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(mfcc, log-mel, power, energy_db, zcr) per hop."""
+        cfg = self.cfg
+        raw = seg[self.spec_idx]
+        power = np.einsum("ij,ij->i", raw, raw).astype(np.float64) / cfg.win_samples
+        energy_db = 10.0 * np.log10(np.maximum(power, LOG_FLOOR))
+        sign = np.signbit(raw)
+        zcr = np.count_nonzero(sign[:, 1:] != sign[:, :-1], axis=1) / (cfg.win_samples - 1)
+        emphasised = seg[1:] - np.float32(cfg.preemphasis) * seg[:-1]
+        spec = np.fft.rfft(emphasised[self.spec_idx - 1] * self.window, n=cfg.n_fft, axis=1)
+        log_mel = np.log(np.maximum((spec.real * spec.real + spec.imag * spec.imag) @ self.fb_t, LOG_FLOOR))
+        return log_mel @ self.dct_t, log_mel, power, energy_db, zcr
+
+    def decimate(self, seg: np.ndarray) -> np.ndarray:
+        """Low-passed signal at PITCH_RATE: y[i] = sum_k h[k] seg[start + D i + k], computed polyphase."""
+        rows = seg[self.decim_start:self.decim_start + self.decim * self.decim_rows].reshape(-1, self.decim)
+        z = rows @ self.poly  # z[r, m] = sum_p h[D m + p] seg[start + D r + p]
+        m = self.poly.shape[1]
+        diagonal = (z.strides[0], z.strides[0] + z.strides[1])  # y[i] = sum_m z[i + m, m]
+        return np.lib.stride_tricks.as_strided(z, (self.n_decim, m), diagonal, writeable=False).sum(axis=1)
+
+    def pitch(self, seg: np.ndarray, energy_db: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(F0 in Hz, voicing probability, voiced flag) per hop, by YIN (see the module docstring)."""
+        lo, hi, n = self.tau_lo, self.tau_hi, self.pitch_nfft
+        y = self.decimate(seg)
+        x = y[self.pitch_idx]
+        spec = np.fft.rfft(x, n=n, axis=1)
+        acf = np.fft.irfft(spec.real * spec.real + spec.imag * spec.imag, n=n, axis=1)[:, 1:hi + 1]
+        cum = np.zeros(y.shape[0] + 1)
+        np.cumsum(np.square(y, dtype=np.float64), out=cum[1:])
+        both = cum[self.head_end] - cum[self.tail_start] + (cum[self.frame_ends] - cum[self.frame_starts])
+        d = np.maximum(both.astype(np.float32) - 2.0 * acf, 0.0)
+        running = np.cumsum(d, axis=1)
+        dn = np.ones_like(d)  # dn[:, t - 1] = d'(t)
+        np.divide(d * np.arange(1, hi + 1, dtype=np.float32), running, out=dn, where=running > 1e-12)
+        cand, nxt = dn[:, lo - 1:hi - 1], dn[:, lo:hi]
+        below = cand < self.cfg.yin_threshold
+        has_dip = below.any(axis=1)
+        walk = (nxt >= cand) & (np.arange(hi - lo) >= np.argmax(below, axis=1)[:, None])
+        pick = np.where(walk.any(axis=1), np.argmax(walk, axis=1), hi - lo - 1)
+        tau = np.where(has_dip, pick, np.argmin(cand, axis=1)) + lo
+        rows = np.arange(x.shape[0])
+        a, b, c = dn[rows, tau - 2], dn[rows, tau - 1], dn[rows, tau]
+        shift = 0.5 * (a - c) / np.maximum(a - 2.0 * b + c, 1e-9)
+        f0 = PITCH_RATE / (tau + np.minimum(np.maximum(shift, -1.0), 1.0))
+        voiced = has_dip & (energy_db > self.cfg.silence_db) & (f0 >= self.cfg.f0_min_hz)
+        return f0, np.maximum(1.0 - b, 0.0), voiced & (f0 <= self.cfg.f0_max_hz)
+
+
+@dataclass(frozen=True)
+class AudioFrames:
+    """Model frames: row i of `values` (columns `names`) covers the frame starting at monotonic `t_ns[i]`."""
+
+    t_ns: np.ndarray
+    values: np.ndarray
+    names: tuple[str, ...] = AUDIO_FEATURE_NAMES
+
+    def __len__(self) -> int:
+        return int(self.t_ns.shape[0])
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, self.names.index(name)]
+
+
+def _vad_maps(cfg: AudioFeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Overlap weights (frames x VAD chunks) of one block, and the VAD chunk holding each hop's centre."""
+    frame, n_chunks = cfg.frame_samples, cfg.block_samples // VAD_CHUNK
+    f0 = np.arange(cfg.block_frames)[:, None] * frame
+    c0 = np.arange(n_chunks)[None, :] * VAD_CHUNK
+    overlap = np.clip(np.minimum(f0 + frame, c0 + VAD_CHUNK) - np.maximum(f0, c0), 0, None)
+    hop = cfg.hop_samples
+    centres = np.arange(cfg.block_frames * cfg.hops_per_frame) * hop + hop // 2
+    return (overlap / frame).astype(np.float32), centres // VAD_CHUNK
+
+
+class AudioFeatureExtractor:
+    """Streaming audio features: `push()` 16 kHz mono float32 chunks, `pop()` finished frames; thread-free."""
+
+    def __init__(self, config: AudioFeatureConfig | None = None, *, vad: SileroVad | None = None) -> None:
+        self.config = config if config is not None else AudioFeatureConfig()
+        cfg = self.config
+        self._hops = _HopAnalyser(cfg)
+        self._vad = vad if vad is not None else SileroVad(cfg.vad_model_path, threads=cfg.vad_threads)
+        self._snr = SnrTracker(
+            history_hops=round(cfg.snr_history_s / cfg.hop_s),
+            hops_per_frame=cfg.hops_per_frame,
+            noise_quantile=cfg.snr_noise_quantile,
+        )
+        self._vad_weights, self._hop_chunk = _vad_maps(cfg)
+        self.clock_resyncs = 0
+        self.reset()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.config.names
+
+    @property
+    def frame_period_ns(self) -> int:
+        return self.config.frame_samples * 1_000_000_000 // self.config.sample_rate
+
+    def reset(self, t0_ns: int | None = None) -> None:
+        """Start a new stream whose first sample is captured at monotonic `t0_ns` (or give it to `push`)."""
+        self._buf = np.zeros(self._hops.left, np.float32)
+        self._buf_start = -self._hops.left
+        self._n_in = 0
+        self._block = 0
+        # (first sample, its monotonic time) of each stretch of the sample clock; re-anchored on clock jumps
+        self._anchors: list[tuple[int, int]] = [] if t0_ns is None else [(0, int(t0_ns))]
+        self._prev_log_mel: np.ndarray | None = None
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._finished = False
+        self._vad.reset()
+        self._snr.reset()
+
+    def push(self, samples: np.ndarray, t_ns: int | None = None) -> None:
+        """Append samples; `t_ns` is the monotonic capture time of their first sample (needed on the first
+        push unless given to `reset`). A later `t_ns` more than `resync_tolerance_s` off the sample clock
+        re-anchors frame timestamps from that sample on (counted in `clock_resyncs`)."""
+        if self._finished:
+            raise AudioInputError("push() after finish(): call reset() to start a new stream")
+        x = np.asarray(samples)
+        if x.ndim != 1 or x.dtype != np.float32:
+            raise AudioInputError(
+                f"push() takes mono float32 samples at 16 kHz, got {x.dtype} {x.shape}: "
+                "convert with to_mono_16k()"
+            )
+        self._sync_clock(t_ns)
+        if x.size:
+            self._buf = np.concatenate([self._buf, x])
+            self._n_in += x.shape[0]
+            self._run(limit=None)
+
+    def finish(self) -> None:
+        """End of stream: zero-pad the tail and emit the remaining frames (the last one may be partial)."""
+        if self._finished:
+            return
+        self._finished = True
+        cfg = self.config
+        n_frames = -(-self._n_in // cfg.frame_samples)
+        n_blocks = -(-n_frames // cfg.block_frames)
+        missing = n_blocks * cfg.block_samples + self._hops.right - (self._buf_start + self._buf.shape[0])
+        if missing > 0:
+            self._buf = np.concatenate([self._buf, np.zeros(missing, np.float32)])
+        self._run(limit=n_frames)
+
+    def ready(self) -> int:
+        """Number of frames waiting to be popped."""
+        return sum(t.shape[0] for t, _ in self._pending)
+
+    def pop(self) -> AudioFrames:
+        """All completed frames not popped yet (possibly none)."""
+        if not self._pending:
+            return AudioFrames(np.zeros(0, np.int64), np.zeros((0, len(self.names)), np.float32), self.names)
+        t = np.concatenate([p[0] for p in self._pending])
+        v = np.concatenate([p[1] for p in self._pending])
+        self._pending = []
+        return AudioFrames(t, v, self.names)
+
+    def extract(self, samples: np.ndarray, t0_ns: int = 0) -> AudioFrames:
+        """Offline: the frames of a whole clip (identical to streaming it)."""
+        self.reset(t0_ns)
+        self.push(samples)
+        self.finish()
+        return self.pop()
+
+    def _sync_clock(self, t_ns: int | None) -> None:
+        if t_ns is None:
+            if not self._anchors:
+                raise AudioInputError(
+                    "the first push() of a stream needs t_ns=time.monotonic_ns() at capture "
+                    "(or pass t0_ns to reset())"
+                )
+            return
+        if not self._anchors:
+            self._anchors.append((self._n_in, int(t_ns)))
+            return
+        drift = int(t_ns) - int(self._time_of(np.array([self._n_in]))[0])
+        if abs(drift) > self.config.resync_tolerance_s * 1e9:
+            self.clock_resyncs += 1
+            logger.warning("audio clock off by %.1f ms at sample %d: re-anchoring timestamps", drift / 1e6,
+                           self._n_in)
+            self._anchors.append((self._n_in, int(t_ns)))
+
+    def _time_of(self, sample: np.ndarray) -> np.ndarray:
+        starts = np.array([a[0] for a in self._anchors])
+        times = np.array([a[1] for a in self._anchors], np.int64)
+        which = np.maximum(np.searchsorted(starts, sample, side="right") - 1, 0)
+        offset = sample.astype(np.int64) - starts[which]
+        return times[which] + offset * 1_000_000_000 // self.config.sample_rate
+
+    def _run(self, limit: int | None) -> None:
+        cfg, left = self.config, self._hops.left
+        right = self._hops.right
+        size = left + cfg.block_samples + right
+        while self._buf_start + self._buf.shape[0] >= (self._block + 1) * cfg.block_samples + right:
+            first = self._block * cfg.block_frames
+            if limit is not None and first >= limit:
+                break
+            lo = self._block * cfg.block_samples - left - self._buf_start
+            values = self._process_block(self._buf[lo:lo + size])
+            index = first + np.arange(cfg.block_frames)
+            keep = slice(None) if limit is None else index < limit
+            self._pending.append((self._time_of(index * cfg.frame_samples)[keep], values[keep]))
+            self._block += 1
+            while len(self._anchors) > 1 and self._anchors[1][0] <= self._block * cfg.block_samples:
+                self._anchors.pop(0)
+            start = self._block * cfg.block_samples - left
+            self._buf = self._buf[start - self._buf_start:]
+            self._buf_start = start
+
+    def _process_block(self, seg: np.ndarray) -> np.ndarray:
+        cfg, left = self.config, self._hops.left
+        mfcc, log_mel, power, energy_db, zcr = self._hops.spectral(seg)
+        f0, vprob, voiced = self._hops.pitch(seg, energy_db)
+        prev = log_mel[:1] if self._prev_log_mel is None else self._prev_log_mel
+        flux = np.mean(np.maximum(np.diff(log_mel, axis=0, prepend=prev), 0.0), axis=1)
+        self._prev_log_mel = log_mel[-1:].copy()
+        block = seg[left:left + cfg.block_samples]
+        probs = self._vad.process(block)
+        snr = self._snr.update(power, probs[self._hop_chunk] >= cfg.vad_threshold)
+        clip = clip_fraction(block.reshape(cfg.block_frames, cfg.frame_samples), cfg.clip_level)
+        n, hpf = cfg.block_frames, cfg.hops_per_frame
+        n_voiced = voiced.reshape(n, hpf).sum(axis=1)
+        semitones = np.where(voiced, 12.0 * np.log2(f0 / 100.0), 0.0).reshape(n, hpf).sum(axis=1)
+        hop_cols = np.column_stack([mfcc, energy_db, vprob, zcr, flux]).reshape(n, hpf, -1).mean(axis=1)
+        k = cfg.n_mfcc
+        return np.column_stack([
+            hop_cols[:, :k + 1], semitones / np.maximum(n_voiced, 1), hop_cols[:, k + 1], n_voiced / hpf,
+            hop_cols[:, k + 2:], self._vad_weights @ probs, snr, clip,
+        ]).astype(np.float32)

@@ -1,0 +1,96 @@
+"""Silero VAD (the ONNX model that ships inside the faster-whisper wheel), run with onnxruntime.
+
+The model (`silero_vad_v6.onnx`) takes 16 kHz float32 audio as rows of 576 samples: the last 64 samples of the
+previous 512-sample chunk (zeros before the first chunk) followed by the 512 new samples. Its input is `input
+[n_chunks, 576]`, `h [1, 1, 128]`, `c [1, 1, 128]`; its outputs are one speech probability per chunk and the
+new LSTM state (`hn`, `cn`). The rows of one call are consecutive chunks of a single stream (the LSTM runs
+over them in order), so a stream can be fed in any number of calls as long as the state and the 64-sample
+context are carried over, which this class does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+VAD_SAMPLE_RATE = 16_000
+VAD_CHUNK = 512
+VAD_CONTEXT = 64
+_STATE_SHAPE = (1, 1, 128)
+_ASSET = "silero_vad_v6.onnx"
+
+
+class VadModelError(RuntimeError):
+    """The Silero VAD model could not be found or loaded."""
+
+
+def default_vad_model_path() -> Path:
+    """Locate `silero_vad_v6.onnx` inside the installed faster-whisper package, without importing it."""
+    spec = importlib.util.find_spec("faster_whisper")
+    if spec is None or not spec.submodule_search_locations:
+        raise VadModelError(
+            "faster-whisper is not installed, and its wheel carries the Silero VAD model: "
+            "run `pip install faster-whisper` or pass AudioFeatureConfig(vad_model_path=...)"
+        )
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "assets" / _ASSET
+        if candidate.is_file():
+            return candidate
+    raise VadModelError(
+        f"{_ASSET} not found under faster_whisper/assets: reinstall faster-whisper (>= 1.1) "
+        "or pass AudioFeatureConfig(vad_model_path=...)"
+    )
+
+
+class SileroVad:
+    """Streaming Silero VAD: feed consecutive 512-sample chunks, get one speech probability per chunk."""
+
+    def __init__(self, model_path: Path | None = None, *, threads: int = 1) -> None:
+        import onnxruntime as ort  # local: keeps `import edge.features` light
+
+        path = Path(model_path) if model_path is not None else default_vad_model_path()
+        if not path.is_file():
+            raise VadModelError(f"VAD model {path} does not exist: pass the path of silero_vad_v6.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise VadModelError(f"cannot load VAD model {path}: {exc}") from exc
+        names = {i.name for i in self._session.get_inputs()}
+        if names != {"input", "h", "c"}:
+            raise VadModelError(f"{path} has inputs {sorted(names)}; Silero v5/v6 has input, h, c")
+        self.model_path = path
+        logger.debug("loaded Silero VAD from %s (%d thread(s))", path, threads)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: zero LSTM state and context."""
+        self._h = np.zeros(_STATE_SHAPE, np.float32)
+        self._c = np.zeros(_STATE_SHAPE, np.float32)
+        self._context = np.zeros(VAD_CONTEXT, np.float32)
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """Speech probability of each consecutive 512-sample chunk of `samples` (length a multiple of 512)."""
+        n = samples.shape[0] // VAD_CHUNK
+        if samples.ndim != 1 or n * VAD_CHUNK != samples.shape[0]:
+            raise ValueError(f"VAD input must be 1-D, a multiple of {VAD_CHUNK} samples; got {samples.shape}")
+        if n == 0:
+            return np.zeros(0, np.float32)
+        chunks = samples.astype(np.float32, copy=False).reshape(n, VAD_CHUNK)
+        rows = np.empty((n, VAD_CONTEXT + VAD_CHUNK), np.float32)
+        rows[:, VAD_CONTEXT:] = chunks
+        rows[0, :VAD_CONTEXT] = self._context
+        rows[1:, :VAD_CONTEXT] = chunks[:-1, -VAD_CONTEXT:]
+        probs, self._h, self._c = self._session.run(None, {"input": rows, "h": self._h, "c": self._c})
+        self._context = chunks[-1, -VAD_CONTEXT:].copy()
+        return np.asarray(probs, np.float32).reshape(n)
