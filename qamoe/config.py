@@ -80,6 +80,10 @@ class ModelConfig:
         return from_dict_strict(cls, d)
 
     def replace(self, **changes: Any) -> ModelConfig:
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ConfigError(f"ModelConfig: unknown key(s) {unknown}; valid keys are {sorted(names)}")
         return dataclasses.replace(self, **changes)
 
 

@@ -53,11 +53,12 @@ def main(args: argparse.Namespace) -> int:
     base = ModelConfig(input_dims=data["train"].dims)
     train_cfg = TrainConfig(epochs=args.epochs)
     jobs = [GridJob(m, s, base, train_cfg, PROTOCOLS) for m in methods for s in args.seeds]
+    commit = git_commit()  # the code that runs is the code at start, whatever HEAD is by the end
     t0 = time.time()
     rows = run_grid(jobs, data, workers=args.workers)
     args.out.mkdir(parents=True, exist_ok=True)
     provenance = {
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "command": "python tools/synthetic_benchmark.py " + shlex.join(sys.argv[1:]),
         "data": {k: (v if not isinstance(v, dict) else {str(a): b for a, b in v.items()})
                  for k, v in data_cfg.__dict__.items()},

@@ -1,0 +1,219 @@
+"""Streaming ASR over a rolling buffer with LocalAgreement-2 commits (thread-free).
+
+Audio is inserted as it arrives; `process()` re-transcribes the rolling buffer once at least `step_s` of new
+audio is in. A word is **committed** when two consecutive hypotheses agree on it (the longest common prefix of
+the uncommitted parts, LocalAgreement-2 as in Macháček et al. 2023): Whisper's output on a growing buffer
+changes at its right edge, rarely twice the same way, so agreement is a cheap stability test. Committed words
+are final and carry their timestamps and confidences.
+
+Bounded work, always:
+* Speech gate: a step whose new audio holds no speech (`speech_prob` from the VAD below `speech_threshold`, as
+  given by the caller) is not transcribed. After `flush_silence_s` of silence the pending hypothesis is
+  committed and the buffer cleared: an utterance ends, no half-sentence waits for more speech.
+* The buffer is trimmed to the end of the last committed word once it is longer than `trim_s`, and hard-capped
+  at `max_buffer_s` (then the hypothesis is committed as is and the buffer cut): each transcription costs at
+  most `max_buffer_s` of audio, whatever happens.
+* Load shedding: if a transcription takes longer than the audio it covered grew (the ASR falls behind), the
+  step grows (up to `max_step_s`) so that the decoder runs less often; it shrinks back when there is slack. The
+  current step and lag are reported.
+
+Hallucination guards live in the transcriber (no-speech probability, log-probability, compression ratio, the
+VAD filter); silence and noise therefore produce no hypothesis and nothing to commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.asr.words import Word
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+NS = 1_000_000_000
+_NORM = re.compile(r"[^\w']+")
+
+TranscribeFn = Callable[..., list[Word]]
+
+
+class StreamingConfigError(ValueError):
+    """An invalid streaming ASR configuration."""
+
+
+@dataclass(frozen=True)
+class StreamingAsrConfig:
+    step_s: float = 1.0
+    max_step_s: float = 3.0
+    trim_s: float = 8.0
+    max_buffer_s: float = 15.0
+    flush_silence_s: float = 0.8
+    speech_threshold: float = 0.5
+    prompt_chars: int = 200
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.step_s <= self.max_step_s:
+            raise StreamingConfigError(f"need 0.1 <= step_s <= max_step_s, got {self.step_s}, {self.max_step_s}")
+        if not 0 < self.trim_s < self.max_buffer_s:
+            raise StreamingConfigError(f"need 0 < trim_s < max_buffer_s, got {self.trim_s}, {self.max_buffer_s}")
+        if self.flush_silence_s <= 0 or not 0 <= self.speech_threshold <= 1:
+            raise StreamingConfigError("flush_silence_s must be > 0 and speech_threshold in [0, 1]")
+
+
+def norm(word: str) -> str:
+    return _NORM.sub("", word.lower())
+
+
+@dataclass
+class StreamingStats:
+    transcriptions: int = 0
+    skipped_silent: int = 0
+    forced_commits: int = 0
+    last_decode_s: float = 0.0
+    lag_s: float = 0.0  # audio received but not yet covered by a finished transcription
+    step_s: float = 0.0
+    committed_words: int = 0
+    history: list[float] = field(default_factory=list)
+
+
+class StreamingAsr:
+    def __init__(self, transcribe: TranscribeFn, config: StreamingAsrConfig | None = None) -> None:
+        self.config = config or StreamingAsrConfig()
+        self._transcribe = transcribe
+        self.stats = StreamingStats(step_s=self.config.step_s)
+        self.reset()
+
+    def reset(self) -> None:
+        self._buf = np.zeros(0, np.float32)
+        self._buf_t0: int | None = None
+        self._new = 0  # samples inserted since the last transcription
+        self._new_speech = False
+        self._silence_s = 0.0
+        self._prev: list[Word] = []  # previous hypothesis, uncommitted part
+        self._committed: list[Word] = []
+        self._committed_end = 0
+        self._pending: list[Word] = []  # committed by insert_audio (a gap), returned by the next process()
+
+    # ------------------------------------------------------------------ input
+    def insert_audio(self, pcm: np.ndarray, t_ns: int, speech_prob: float | None = None) -> None:
+        """Append mono float32 16 kHz samples whose first sample was captured at `t_ns`. `speech_prob`: the
+        VAD's speech probability for this chunk (None: assume speech)."""
+        pcm = np.asarray(pcm, np.float32).reshape(-1)
+        if self._buf_t0 is not None and len(self._buf):
+            expected = self._buf_t0 + len(self._buf) * NS // SAMPLE_RATE
+            if abs(int(t_ns) - expected) > NS // 10:  # a gap (device lost, samples dropped): start afresh
+                log.info("audio discontinuity of %.2f s: closing the utterance", (int(t_ns) - expected) / NS)
+                self._pending += self._flush()
+                self._drop_buffer()
+        if self._buf_t0 is None or len(self._buf) == 0:
+            self._buf_t0 = int(t_ns)
+        self._buf = np.concatenate([self._buf, pcm])
+        self._new += len(pcm)
+        speech = speech_prob is None or speech_prob >= self.config.speech_threshold
+        self._new_speech |= speech
+        self._silence_s = 0.0 if speech else self._silence_s + len(pcm) / SAMPLE_RATE
+
+    @property
+    def buffer_s(self) -> float:
+        return len(self._buf) / SAMPLE_RATE
+
+    @property
+    def committed(self) -> list[Word]:
+        return list(self._committed)
+
+    # ---------------------------------------------------------------- process
+    def process(self) -> list[Word]:
+        """Transcribe if a step's worth of new audio is in; return the words committed by this call."""
+        cfg = self.config
+        pending, self._pending = self._pending, []
+        if self._new < self.stats.step_s * SAMPLE_RATE:
+            return pending
+        if not self._new_speech:
+            self.stats.skipped_silent += 1
+            self._new = 0
+            if self._silence_s < cfg.flush_silence_s:
+                return pending
+            pending += self._flush()
+            self._drop_buffer()
+            return pending
+        out = pending + self._agree(self._decode())
+        if self.buffer_s > cfg.max_buffer_s:
+            self.stats.forced_commits += 1
+            out += self._commit(self._prev)
+            self._drop_buffer()
+        elif self.buffer_s > cfg.trim_s and self._committed_end:
+            self._trim_to(self._committed_end)
+        return out
+
+    def finish(self) -> list[Word]:
+        """End of stream: transcribe what is left and commit the whole hypothesis."""
+        out, self._pending = self._pending, []
+        if self._new and self._new_speech and len(self._buf):
+            self._agree(self._decode())
+        out += self._flush()
+        self._drop_buffer()
+        return out
+
+    # ---------------------------------------------------------------- helpers
+    def _decode(self) -> list[Word]:
+        # Only text that is no longer in the buffer conditions the decoder: prompted with words it can still
+        # hear, Whisper drops them from its output and the timestamps no longer line up.
+        outside = [w.text for w in self._committed if w.end_ns <= self._buf_t0]
+        prompt = " ".join(outside)[-self.config.prompt_chars :] or None
+        covered_s = self._new / SAMPLE_RATE
+        t0 = time.perf_counter()
+        words = self._transcribe(self._buf, self._buf_t0, prompt=prompt)
+        dt = time.perf_counter() - t0
+        self._new, self._new_speech = 0, False
+        self._shed_load(dt, covered_s)
+        # words already committed are still in the buffer: keep what starts after the commit point
+        return [w for w in words if w.start_ns >= self._committed_end - NS // 20]
+
+    def _shed_load(self, decode_s: float, covered_s: float) -> None:
+        st, cfg = self.stats, self.config
+        st.transcriptions += 1
+        st.last_decode_s = decode_s
+        st.lag_s = max(0.0, decode_s - covered_s) + st.lag_s * 0.5
+        if decode_s > 0.8 * st.step_s:
+            st.step_s = min(cfg.max_step_s, st.step_s * 1.5)
+        elif decode_s < 0.4 * st.step_s:
+            st.step_s = max(cfg.step_s, st.step_s / 1.25)
+
+    def _agree(self, hyp: list[Word]) -> list[Word]:
+        n = 0
+        while n < min(len(hyp), len(self._prev)) and norm(hyp[n].text) == norm(self._prev[n].text):
+            n += 1
+        out = self._commit(hyp[:n])
+        self._prev = hyp[n:]
+        return out
+
+    def _commit(self, words: list[Word]) -> list[Word]:
+        fresh = [w for w in words if w.end_ns > self._committed_end or not self._committed]
+        self._committed += fresh
+        if fresh:
+            self._committed_end = max(self._committed_end, fresh[-1].end_ns)
+            self.stats.committed_words += len(fresh)
+        return fresh
+
+    def _flush(self) -> list[Word]:
+        out = self._commit(self._prev)
+        self._prev = []
+        return out
+
+    def _trim_to(self, t_ns: int) -> None:
+        cut = int((t_ns - self._buf_t0) * SAMPLE_RATE // NS)
+        cut = max(0, min(cut, len(self._buf)))
+        self._buf = self._buf[cut:]
+        self._buf_t0 += cut * NS // SAMPLE_RATE
+
+    def _drop_buffer(self) -> None:
+        if self._buf_t0 is not None:
+            self._buf_t0 += len(self._buf) * NS // SAMPLE_RATE
+        self._buf = np.zeros(0, np.float32)
+        self._new, self._new_speech = 0, False
+        self._prev = []
