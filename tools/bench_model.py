@@ -25,7 +25,7 @@ from qamoe.provenance import machine
 
 # Live feature shapes (edge/features/spec.py defaults): steps x dims per window.
 LIVE_SEQ = {Modality.TEXT: 48, Modality.AUDIO: 100, Modality.VISION: 40}
-LIVE_DIMS = {Modality.TEXT: 388, Modality.AUDIO: 22, Modality.VISION: 143}
+LIVE_DIMS = {Modality.TEXT: 388, Modality.AUDIO: 22, Modality.VISION: 145}
 MOSX_SEQ = {Modality.TEXT: 50, Modality.AUDIO: 50, Modality.VISION: 50}
 
 

@@ -5,6 +5,8 @@
     python tools/build_engine.py --only minilm   # one stage (repeatable)
     python tools/build_engine.py --check         # verify every artifact in the manifest; exit 1 on a mismatch
     python tools/build_engine.py --force         # rebuild even what is up to date
+    python tools/build_engine.py --checkpoint runs/x/ckpt   # + the QA-MoE model: ONNX (+ TensorRT plan)
+    python tools/build_engine.py --checkpoint DIR --only model --precision int8 --calib-shards shards/
 
 Exit codes: 0 ok, 1 check found problems or the build failed, 2 bad option, 3 a pinned package could not be
 obtained, 4 a sha256 did not match its pin, 5 a conversion or parity check failed.
@@ -23,13 +25,21 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 
 from edge.manifest import ManifestError  # noqa: E402
 from qamoe.build.assets import ASSET_STAGES  # noqa: E402
-from qamoe.build.errors import BuildError  # noqa: E402
+from qamoe.build.errors import BuildConfigError, BuildError  # noqa: E402
+from qamoe.build.model_engine import (  # noqa: E402
+    EngineBuildConfig,
+    ModelStage,
+    build_environment,
+    parse_seq_lens,
+    plan_problems,
+)
 from qamoe.build.runner import BuildContext, Stage, check, run_stages  # noqa: E402
 
 log = logging.getLogger("build_engine")
 
-# The model stage (QA-MoE export) is appended here when it exists; stages run in this order.
+# Stages run in this order; the model stage ("model") joins them when --checkpoint is given.
 STAGES: tuple[Stage, ...] = (*ASSET_STAGES,)
+STAGE_NAMES = (*(s.name for s in STAGES), "model")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         action="append",
         metavar="NAME",
-        help=f"build only this stage (repeatable): {', '.join(s.name for s in STAGES)}",
+        help=f"build only this stage (repeatable): {', '.join(STAGE_NAMES)}",
     )
     parser.add_argument(
         "--check",
@@ -52,6 +62,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="verify the artifacts of the manifest (with --only: those of the named stages/artifacts)",
     )
     parser.add_argument("--force", action="store_true", help="rebuild stages even when they are up to date")
+    model = parser.add_argument_group(
+        "model stage (QA-MoE checkpoint -> ONNX, + TensorRT plan where possible)"
+    )
+    model.add_argument(
+        "--checkpoint", type=Path, default=None, help="checkpoint directory (default: none, skip)"
+    )
+    model.add_argument(
+        "--precision", choices=("fp16", "fp32", "int8"), default="fp16", help="TensorRT plan precision"
+    )
+    model.add_argument(
+        "--calib-shards",
+        type=Path,
+        default=None,
+        help="feature shards: INT8 calibration + parity on real windows",
+    )
+    model.add_argument(
+        "--seq-lens",
+        type=parse_seq_lens,
+        default=None,
+        metavar="text=T,audio=T,vision=T",
+        help="window lengths when the checkpoint carries no live feature spec",
+    )
+    model.add_argument(
+        "--no-plan", action="store_true", help="build the ONNX only, even where TensorRT exists"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks on errors")
     return parser.parse_args(argv)
 
@@ -63,9 +98,33 @@ def run_check(engines_dir: Path, only: list[str] | None) -> int:
             log.info("ok       %s (%s)", r.name, r.path)
         for p in r.problems:
             log.error("MISMATCH %s", p)
-    bad = sum(not r.ok for r in results)
+    env = build_environment()
+    log.info("this machine: %s", env.describe())
+    unusable = [
+        p for p in plan_problems(engines_dir / "manifest.json", env) if not only or p.artifact in only
+    ]
+    for p in unusable:
+        log.error(
+            "MISMATCH %s: rebuild here with `python tools/build_engine.py --checkpoint DIR --only model`", p
+        )
+    bad = sum(not r.ok for r in results) + len({p.artifact for p in unusable})
     log.info("%d artifact(s) checked, %d with problems", len(results), bad)
     return 1 if bad else 0
+
+
+def stages_for(args: argparse.Namespace) -> tuple[Stage, ...]:
+    if args.checkpoint is None:
+        if args.only and "model" in args.only:
+            raise BuildConfigError("--only model needs --checkpoint DIR (a QA-MoE checkpoint directory)")
+        return STAGES
+    config = EngineBuildConfig(
+        checkpoint=args.checkpoint,
+        precision=args.precision,
+        calib_shards=args.calib_shards,
+        seq_lens=args.seq_lens,
+        build_plan=not args.no_plan,
+    )
+    return (*STAGES, ModelStage(config))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.check:
             return run_check(args.engines_dir, args.only)
-        outcomes = run_stages(STAGES, BuildContext(args.engines_dir, force=args.force), args.only)
+        outcomes = run_stages(stages_for(args), BuildContext(args.engines_dir, force=args.force), args.only)
         built = [o.name for o in outcomes if o.status == "built"]
         log.info("done: %s", f"built {', '.join(built)}" if built else "everything up to date, nothing built")
         return 0

@@ -129,3 +129,34 @@ class FeatureSpec:
             f"feature spec mismatch with the {what} ({', '.join(detail)}): re-extract the features with this"
             " qamoe-live, or use a model built for this feature spec"
         )
+
+
+# Text defaults: the last 48 tokens heard within 8 s before the window's end (a clause or two of speech; MOSI
+# and MOSEI utterances have a median of ~15-25 tokens). Audio and vision cover exactly the window.
+DEFAULT_WINDOW_S = 4.0
+DEFAULT_HOP_S = 0.5
+AUDIO_RATE_HZ = 25.0
+VISION_RATE_HZ = 10.0
+TEXT_MAX_TOKENS = 48
+TEXT_CONTEXT_S = 8.0
+
+
+def default_feature_spec(window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S) -> FeatureSpec:
+    """The spec of the extractors as configured by default (column names come from the extractors)."""
+    from edge.features.audio import AUDIO_FEATURE_NAMES
+    from edge.features.text import TEXT_COLUMNS
+    from edge.features.visual import VISION_COLUMNS
+
+    def frames(rate: float) -> int:
+        n = window_s * rate
+        if abs(n - round(n)) > 1e-9:
+            raise FeatureSpecError(f"window_s={window_s} is not a whole number of {rate} Hz frames")
+        return int(round(n))
+
+    return FeatureSpec(
+        window_s=window_s,
+        hop_s=hop_s,
+        text=StreamSpec("text", None, TEXT_MAX_TOKENS, TEXT_COLUMNS, context_s=TEXT_CONTEXT_S),
+        audio=StreamSpec("audio", AUDIO_RATE_HZ, frames(AUDIO_RATE_HZ), AUDIO_FEATURE_NAMES),
+        vision=StreamSpec("vision", VISION_RATE_HZ, frames(VISION_RATE_HZ), VISION_COLUMNS),
+    )

@@ -36,6 +36,6 @@ class TemporalEncoder(nn.Module):
         scores = self.score(h).squeeze(-1) + (1.0 - mask.to(x.dtype)) * _MASK_BIAS  # [B, T]
         attn = torch.softmax(scores, dim=-1)
         any_valid = m.amax(dim=1)  # [B, 1]: 0 where the whole modality is absent
-        pooled = torch.einsum("bt,btd->bd", attn, h) * any_valid
+        pooled = torch.matmul(attn.unsqueeze(1), h).squeeze(1) * any_valid
         coverage = mask.to(x.dtype).mean(dim=1)
         return pooled, coverage

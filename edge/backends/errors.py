@@ -1,0 +1,26 @@
+"""Typed errors of the inference backends. Every message names the fix."""
+
+from __future__ import annotations
+
+REBUILD = "run `python tools/build_engine.py --checkpoint DIR`"
+USE_ORT = "pass `--backend ort`"
+
+
+class BackendError(Exception):
+    """A backend cannot be opened or cannot run the given inputs."""
+
+
+class BackendUnavailableError(BackendError):
+    """The requested backend's runtime (onnxruntime provider, TensorRT, cuda-python, a GPU) is not present."""
+
+
+class EngineMismatchError(BackendError):
+    """An engine file was built for another GPU, TensorRT version or model than the one at hand."""
+
+
+class EngineIntegrityError(BackendError):
+    """An engine file's bytes do not match its manifest entry (sha256 or size): it is never loaded."""
+
+
+class IOContractError(BackendError):
+    """A model's input/output names are not the QA-MoE contract the runtime feeds and reads."""
