@@ -8,5 +8,5 @@ PY := $(VENV)/bin/python
 setup:
 	bash tools/setup_env.sh
 
-test: setup
-	$(PY) -m pytest -m "not gpu and not hardware"
+test:
+	bash tools/run_tests.sh

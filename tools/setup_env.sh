@@ -11,6 +11,10 @@ EXTRAS=${EXTRAS:-train,build,test}
 # System packages the runtime and the tests use. Kept short; each line says why.
 APT_PACKAGES=(
   espeak-ng   # speech synthesis: real spoken test input for the ASR and audio features
+  libportaudio2       # PortAudio: the native library sounddevice (microphone capture) loads
+  pulseaudio          # the virtual microphone for tests/CI (tools/pulse_mic.sh): null sink + remapped monitor
+  pulseaudio-utils    # pactl/paplay/parecord: start-up checks and playing speech into the virtual microphone
+  libasound2-plugins  # ALSA's `pulse` device, through which PortAudio/sounddevice records from PulseAudio
 )
 
 install_apt() {
