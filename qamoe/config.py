@@ -38,7 +38,7 @@ class ModelConfig:
     dropout: float = 0.1
     quality_gate: bool = True
     prior_fallback: bool = True
-    reliability_objective: str = "unimodal_nll"
+    reliability_objective: str = "clean_recon"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

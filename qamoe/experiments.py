@@ -21,6 +21,7 @@ from qamoe.config import ModelConfig
 from qamoe.data.featureset import FeatureSet
 from qamoe.errors import ConfigError
 from qamoe.evaluation import evaluate_protocols
+from qamoe.fidelity import reliability_fidelity
 from qamoe.models import available_models, create_model
 from qamoe.training import TrainConfig, train_model
 
@@ -63,6 +64,7 @@ class GridJob:
     base_config: ModelConfig
     train_config: TrainConfig
     protocols: tuple[str, ...]
+    fidelity: bool = False
 
 
 def run_job(job: GridJob, data: dict[str, FeatureSet], *, progress: bool = False) -> list[dict[str, Any]]:
@@ -74,6 +76,9 @@ def run_job(job: GridJob, data: dict[str, FeatureSet], *, progress: bool = False
     result = train_model(model, data["train"], data["valid"], cfg, progress=progress, desc=job.method.label)
     train_s = time.perf_counter() - t0
     rows = evaluate_protocols(result.model, data["test"], job.protocols, seed=job.seed)
+    if job.fidelity:
+        for f in reliability_fidelity(result.model, data["test"], seed=job.seed):
+            rows.append({"protocol": "fidelity", "condition": f"{f['modality']}:{f['corruption']}", **f})
     n_params = sum(p.numel() for p in result.model.parameters())
     for row in rows:
         row.update(method=job.method.label, seed=job.seed, best_epoch=result.best_epoch, params=n_params,

@@ -44,6 +44,8 @@ def per_seed_means(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, st
     """(method, protocol, metric) -> {seed: mean of the metric over the protocol's conditions}."""
     acc: dict[tuple[str, str, str, int], list[float]] = defaultdict(list)
     for row in rows:
+        if row["protocol"] == "fidelity":
+            continue
         for metric in ("mae", "corr", "acc7", "non0_acc2", "has0_acc2", "non0_f1"):
             if metric in row:
                 acc[(row["method"], row["protocol"], metric, row["seed"])].append(float(row[metric]))
@@ -63,6 +65,29 @@ def summary_table(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> 
         for _, protocol, metric in present:
             values = list(means.get((method, protocol, metric), {}).values())
             cells.append(_fmt(values, metric))
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def fidelity_table(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> str:
+    """Markdown: per method, Spearman(severity, reliability) for each modality x corruption (mean +- std over
+    seeds), and the mean reliability of an absent modality."""
+    fid = [r for r in rows if r["protocol"] == "fidelity"]
+    conds = sorted({r["condition"] for r in fid})
+    if not fid:
+        return ""
+    mods = sorted({r["modality"] for r in fid})
+    head = "| method | " + " | ".join(f"ρ {c}" for c in conds) + " | " + " | ".join(f"r {m} absent" for m in mods)
+    lines = [head + " |", "|---|" + "---|" * (len(conds) + len(mods))]
+    for method in methods:
+        mine = [r for r in fid if r["method"] == method]
+        if not mine:
+            continue
+        cells = [_fmt([r["spearman"] for r in mine if r["condition"] == c], "rho") for c in conds]
+        cells += [
+            _fmt([r["rel_absent"] for r in mine if r["modality"] == m and r["corruption"] == "random_missing"], "r")
+            for m in mods
+        ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -51,7 +51,7 @@ def test_every_expert_gets_gradient_and_top_k_is_exact() -> None:
     assert w.shape == (128, 8)
     assert torch.all((w > 0).sum(-1) == 3), "each sample must use exactly k experts"
     assert torch.allclose(w.sum(-1), torch.ones(128), atol=1e-6)
-    model.loss_terms(out, labels)["task_l1"].backward()
+    model.loss_terms(out, labels, clean_feats=feats, clean_masks=masks)["task_l1"].backward()
     per_expert = model.experts.w_out.grad.abs().sum(dim=(1, 2))
     assert torch.all(per_expert > 0), f"experts without gradient: {torch.nonzero(per_expert == 0).flatten()}"
 

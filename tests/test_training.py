@@ -27,7 +27,7 @@ def data():
 @pytest.fixture(scope="module")
 def trained(data):
     torch.manual_seed(0)
-    cfg = ModelConfig(input_dims=data["train"].dims, d_model=32, expert_hidden=48, reliability_objective="clean_recon")
+    cfg = ModelConfig(input_dims=data["train"].dims, d_model=32, expert_hidden=48)
     model = create_model("qamoe", cfg)
     return train_model(model, data["train"], data["valid"], TrainConfig(epochs=8, seed=0), progress=False)
 

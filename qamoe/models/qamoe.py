@@ -45,11 +45,8 @@ class QAMoE(MultimodalModel):
             dropout=config.dropout,
         )
         self.head = DualHead(d_model=d)
-        self.unimodal = (
-            nn.ModuleDict({str(m): nn.Linear(d, 1) for m in MODALITIES})
-            if config.reliability_objective == "unimodal_nll"
-            else None
-        )
+        # unimodal heads: the reliability target under "unimodal_nll", an auxiliary L1 under "clean_recon"
+        self.unimodal = nn.ModuleDict({str(m): nn.Linear(d, 1) for m in MODALITIES})
         self.needs_clean_targets = config.reliability_objective == "clean_recon"
 
     def reliability(self, feats: Tensors, masks: Tensors) -> Gaussians:
@@ -89,31 +86,36 @@ class QAMoE(MultimodalModel):
     ) -> dict[str, torch.Tensor]:
         terms = task_terms(out.valence, out.log_variance, labels)
         terms["balance"] = balance_term(out.aux["router_logits"], out.router_weights)
-        if self.unimodal is not None:
-            terms["reliability"] = self._unimodal_nll(out, labels)
+        preds = self._unimodal_preds(out)
+        if self.config.reliability_objective == "unimodal_nll":
+            terms["reliability"] = torch.stack(
+                [gaussian_nll(labels, preds[m], out.aux[f"{m}_log_sigma2"]).mean() for m in MODALITIES]
+            ).mean()
         else:
             if clean_feats is None or clean_masks is None:
                 raise ValueError("reliability_objective='clean_recon' needs the clean batch (clean_feats/masks)")
             terms["reliability"] = self._clean_recon_nll(out, clean_feats, clean_masks)
+            terms["unimodal_l1"] = torch.stack([torch.abs(labels - preds[m]).mean() for m in MODALITIES]).mean()
         return terms
 
-    def _unimodal_nll(self, out: ModelOutput, labels: torch.Tensor) -> torch.Tensor:
-        """sigma_m^2 is the variance of a unimodal sentiment prediction made from mu_m alone."""
-        losses = []
+    def _unimodal_preds(self, out: ModelOutput) -> dict[Modality, torch.Tensor]:
+        """A sentiment prediction from each mu_m alone."""
+        preds = {}
         for m in MODALITIES:
             pred = self.unimodal[str(m)](out.aux[f"{m}_mu"]).squeeze(-1)
-            pred = VALENCE_RANGE * torch.tanh(pred / VALENCE_RANGE)
-            losses.append(gaussian_nll(labels, pred, out.aux[f"{m}_log_sigma2"]).mean())
-        return torch.stack(losses).mean()
+            preds[m] = VALENCE_RANGE * torch.tanh(pred / VALENCE_RANGE)
+        return preds
 
     def _clean_recon_nll(self, out: ModelOutput, clean_feats: Tensors, clean_masks: Tensors) -> torch.Tensor:
-        """sigma_m^2 is the variance of mu_m(corrupted input) around mu_m(clean input), a stop-gradient target:
-        the corruption-induced error, learned without quality labels."""
+        """sigma_m^2 regresses the corruption-induced error of the representation, (1/d)||mu_m - mu_m(clean)||^2,
+        learned without quality labels. The error is a stop-gradient target: pulling mu_m towards the clean
+        representation through a 1/sigma^2-scaled loss lets the (near-zero) error of clean samples blow the
+        gradient up by up to e^8 and starve the task loss under gradient clipping (measured: docs/MODEL.md)."""
         with torch.no_grad():
             target = self.reliability(clean_feats, clean_masks)
         losses = []
         for m in MODALITIES:
-            sq_err = ((out.aux[f"{m}_mu"] - target[m][0]) ** 2).mean(dim=-1)
+            sq_err = ((out.aux[f"{m}_mu"].detach() - target[m][0]) ** 2).mean(dim=-1)
             log_s2 = out.aux[f"{m}_log_sigma2"]
             losses.append((0.5 * (torch.exp(-log_s2) * sq_err + log_s2)).mean())
         return torch.stack(losses).mean()
