@@ -1,7 +1,8 @@
 """Time-aligned sliding windows over the live streams, filled by timestamp (thread-free).
 
-Every sample arrives with its monotonic capture time; windows are defined in seconds. Window i covers
-[t0 + i*hop, t0 + i*hop + length). Each framed stream (audio at 25 Hz, vision at 10 Hz) is cut into
+Every sample arrives with its monotonic capture time; windows are defined in seconds. Window i ends at
+t0 + (i+1)*hop and covers [end - length, end): the first estimate comes one hop after the start, its earlier
+slots (before t0) simply empty, rather than a whole window length later. Each framed stream (audio at 25 Hz, vision at 10 Hz) is cut into
 `max_steps` equal slots of 1/rate seconds; slot j holds the sample whose timestamp falls in it (the latest one
 if several do) and its mask is True only if a *valid* sample landed there, so a lost device, a dropped frame or
 a frame without a face is a masked step, never a shifted sequence. Words (text) are kept with their times and
@@ -154,8 +155,8 @@ class WindowAssembler:
         self._words.extend(sorted(words, key=lambda w: w.end_ns))
 
     def window_bounds(self, index: int) -> tuple[int, int]:
-        start = self.t0_ns + int(round(index * self.config.hop_s * NS))
-        return start, start + int(round(self.config.length_s * NS))
+        end = self.t0_ns + int(round((index + 1) * self.config.hop_s * NS))
+        return end - int(round(self.config.length_s * NS)), end
 
     def pop_ready(self, now_ns: int) -> list[Window]:
         """Every window whose end + lateness has passed, oldest first (bounded by max_pending_windows)."""

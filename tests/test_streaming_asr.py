@@ -123,3 +123,11 @@ def test_real_speech_streams_into_committed_words(transcriber) -> None:
     starts = [w.start_ns for w in words]
     assert starts == sorted(starts) and starts[0] >= t0
     assert len({(w.start_ns, norm(w.text)) for w in words}) == len(words)  # nothing committed twice
+
+
+def test_finish_returns_the_words_its_last_decode_commits() -> None:
+    """Regression: the final decode's agreed words were committed but not returned (so never published)."""
+    asr = StreamingAsr(Scripted([["a", "b"], ["a", "b", "c"]]), StreamingAsrConfig(step_s=1.0))
+    assert _feed(asr, 1.0, 0) == []
+    asr.insert_audio(np.zeros(SAMPLE_RATE // 2, np.float32), NS, speech_prob=0.9)  # under a step: no decode yet
+    assert [w.text for w in asr.finish()] == ["a", "b", "c"]

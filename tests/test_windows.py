@@ -27,19 +27,20 @@ def _feed_audio(asm: WindowAssembler, seconds: float, skip: tuple[float, float] 
 def test_windows_release_at_end_plus_lateness() -> None:
     asm = _asm(lateness_s=0.4)
     _feed_audio(asm, 6.0)
-    assert asm.pop_ready(T0 + 4 * NS + int(0.39 * NS)) == []
-    first = asm.pop_ready(T0 + int(4.4 * NS))
-    assert [w.index for w in first] == [0]
-    assert first[0].start_ns == T0 and first[0].end_ns == T0 + 4 * NS
-    nxt = asm.pop_ready(T0 + int(5.4 * NS))
+    assert asm.pop_ready(T0 + int(0.89 * NS)) == []
+    first = asm.pop_ready(T0 + int(0.9 * NS))
+    assert [w.index for w in first] == [0]  # the first window ends one hop after the start
+    assert first[0].end_ns == T0 + NS // 2 and first[0].start_ns == T0 - int(3.5 * NS)
+    assert first[0].masks["audio"][:-13].sum() == 0 and first[0].masks["audio"][-12:].all()
+    nxt = asm.pop_ready(T0 + int(1.9 * NS))
     assert [w.index for w in nxt] == [1, 2]
-    assert nxt[1].start_ns == T0 + NS
+    assert nxt[1].end_ns == T0 + int(1.5 * NS)
 
 
 def test_slots_hold_the_sample_of_their_time() -> None:
     asm = _asm()
     _feed_audio(asm, 5.0)
-    w1 = asm.pop_ready(T0 + 5 * NS)[1]  # starts at 0.5 s: frame 13 (t = 520 ms) is in slot 0
+    w1 = [w for w in asm.pop_ready(T0 + 5 * NS) if w.start_ns == T0 + NS // 2][0]  # frame 13 (520 ms) in slot 0
     assert w1.masks["audio"].all()
     np.testing.assert_array_equal(w1.feats["audio"][:, 0], np.arange(13, 113))
 
@@ -47,7 +48,7 @@ def test_slots_hold_the_sample_of_their_time() -> None:
 def test_gap_is_masked_not_shifted() -> None:
     asm = _asm()
     _feed_audio(asm, 4.0, skip=(1.0, 2.0))
-    w = asm.pop_ready(T0 + 5 * NS)[0]
+    w = [w for w in asm.pop_ready(T0 + 5 * NS) if w.start_ns == T0][0]
     assert not w.masks["audio"][25:50].any() and w.masks["audio"][:25].all() and w.masks["audio"][50:].all()
     assert w.feats["audio"][50, 0] == 50  # later frames stay in their own slots
     assert w.presence() == {"audio": True, "vision": False}
@@ -57,7 +58,7 @@ def test_invalid_samples_are_masked() -> None:
     asm = _asm()
     for k in range(40):
         asm.push("vision", T0 + k * 100_000_000 + 1, np.ones(2, np.float32), valid=k % 2 == 0)
-    w = asm.pop_ready(T0 + 5 * NS)[0]
+    w = [w for w in asm.pop_ready(T0 + 5 * NS) if w.start_ns == T0][0]
     np.testing.assert_array_equal(w.masks["vision"], np.arange(40) % 2 == 0)
     assert not w.feats["vision"][1].any()
 
@@ -66,15 +67,15 @@ def test_words_within_the_text_context() -> None:
     asm = _asm(text_context_s=2.0)
     words = [TimedWord(f"w{i}", T0 + i * NS, T0 + i * NS + NS // 2) for i in range(8)]
     asm.push_words(words)
-    w0 = asm.pop_ready(T0 + int(4.5 * NS))[0]  # ends at 4 s: words ending in [2, 4] s
+    w0 = asm.pop_ready(T0 + int(4.5 * NS))[-1]  # ends at 4 s: words ending in [2, 4] s
     assert [w.text for w in w0.words] == ["w2", "w3"]
 
 
 def test_falling_behind_drops_and_counts() -> None:
     asm = _asm(max_pending_windows=3)
     out = asm.pop_ready(T0 + 20 * NS)
-    # windows 0..31 end by 19.55 s; the newest 3 are kept
-    assert [w.index for w in out] == [29, 30, 31] and asm.dropped_windows == 29
+    # windows 0..38 end by 19.55 s (at 0.5, 1.0, ... 19.5 s); the newest 3 are kept
+    assert [w.index for w in out] == [36, 37, 38] and asm.dropped_windows == 36
 
 
 def test_buffers_are_trimmed() -> None:

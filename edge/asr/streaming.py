@@ -154,7 +154,7 @@ class StreamingAsr:
         """End of stream: transcribe what is left and commit the whole hypothesis."""
         out, self._pending = self._pending, []
         if self._new and self._new_speech and len(self._buf):
-            self._agree(self._decode())
+            out += self._agree(self._decode())
         out += self._flush()
         self._drop_buffer()
         return out

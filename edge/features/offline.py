@@ -188,7 +188,7 @@ def extract_clip(
     speech_end = _speech_end_ns(frames, words, frame_ns, cfg)
     end = _window_end_ns(duration, speech_end, frame_ns if pcm is not None else None, cfg)
     start = end - round(spec.window_s * NS)
-    asm = _assembler(spec, start)
+    asm = _assembler(spec, end - round(spec.hop_s * NS))  # its first window is [start, end)
     if frames is not None:
         for t, row in zip(frames.t_ns.tolist(), frames.values):
             asm.push("audio", t, row)
