@@ -1,0 +1,103 @@
+"""Deterministic fast replay: read a recording as fast as possible, in timestamp order, on one thread.
+
+The same file always gives the same windows, words and outputs (synthesised timestamps, fixed ASR cadence,
+windows released by the media clock, i.e. the watermark of the streams still running). For evaluation, tests
+and benchmarks; live capture and real-time replay use `edge.pipeline.runtime`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from edge.pipeline.build import Components
+from edge.pipeline.session import Session
+from edge.sources import (
+    AudioSource,
+    AudioSourceConfig,
+    CameraUri,
+    MicUri,
+    ReadStatus,
+    ReplayConfig,
+    VideoSource,
+    VideoSourceConfig,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    media_s: float
+    wall_s: float
+    windows: int
+    words: int
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.wall_s / self.media_s if self.media_s > 0 else float("nan")
+
+
+def replay_fast(
+    comps: Components,
+    make_session: callable,
+    camera: CameraUri | None,
+    mic: MicUri | None,
+    stop: threading.Event | None = None,
+) -> ReplaySummary:
+    stop = stop or threading.Event()
+    t0 = time.monotonic_ns()
+    replay = ReplayConfig(realtime=False, t0_ns=t0)
+    video = VideoSource(VideoSourceConfig(camera, replay=replay)) if camera is not None else None
+    audio = AudioSource(AudioSourceConfig(mic, replay=replay)) if mic is not None else None
+    session: Session = make_session(comps.window_stage(t0))
+    wall0 = time.perf_counter()
+    last = {"video": t0, "audio": t0}
+    pending = {}
+    try:
+        for name, src in (("video", video), ("audio", audio)):
+            if src is not None:
+                src.open()
+                pending[name] = src.read()
+        while pending and not stop.is_set():
+            name = min(pending, key=lambda k: pending[k].t_ns)
+            item = pending[name]
+            if item.status is ReadStatus.EOS:
+                del pending[name]
+                continue
+            _handle(comps, session, name, item)
+            last[name] = max(last[name], item.t_ns)
+            pending[name] = (video if name == "video" else audio).read()
+            session.step(min(last[k] for k in pending) if pending else max(last.values()))
+        _finish(comps, session, max(last.values()))
+    finally:
+        for src in (video, audio):
+            if src is not None:
+                src.close()
+    media_s = (max(last.values()) - t0) / 1e9
+    return ReplaySummary(media_s, time.perf_counter() - wall0, session.counters.windows, session.counters.words)
+
+
+def _handle(comps: Components, session: Session, name: str, item) -> None:
+    if item.status is not ReadStatus.OK:
+        return
+    if name == "video" and comps.vision is not None:
+        session.counters.tick("video")
+        session.accept(comps.vision.push(item))
+    elif name == "audio" and comps.audio is not None:
+        samples, speech = comps.audio.push(item)
+        session.accept(samples)
+        if comps.asr is not None:
+            session.accept_words(comps.asr.push(item, speech))
+
+
+def _finish(comps: Components, session: Session, end_ns: int) -> None:
+    if comps.vision is not None:
+        session.accept(comps.vision.finish())
+    if comps.audio is not None:
+        session.accept(comps.audio.finish())
+    if comps.asr is not None:
+        session.accept_words(comps.asr.finish())
+    # close every window that lies within the media
+    session.step(end_ns + int(comps.window_config.lateness_s * 1e9))

@@ -1,0 +1,237 @@
+"""The live pipeline on threads: capture workers, a vision thread, an audio thread, an ASR thread, and the main
+loop that owns the windows, the inference session and the publisher.
+
+  camera -> VideoWorker (latest frame wins) -> vision thread -+
+  mic    -> AudioWorker (ring, seconds)     -> audio thread  -+-> events queue (drop-oldest) -> main loop
+                                 audio thread -> asr queue (drop-oldest) -> ASR thread -+        (windows,
+                                                                                                 inference,
+Every queue is bounded with a named drop policy and its drops are published in health. Windows close on the  publish)
+monotonic clock, so a dead device yields masked steps and on-time windows, never a stall."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from edge.pipeline.build import Components
+from edge.pipeline.session import Session
+from edge.publish.messages import DeviceStatus, QueueStats
+from edge.sources import (
+    AudioSource,
+    AudioSourceConfig,
+    AudioWorker,
+    CameraUri,
+    MicUri,
+    ModalityState,
+    ReadStatus,
+    ReplayConfig,
+    VideoSource,
+    VideoSourceConfig,
+    VideoWorker,
+)
+
+log = logging.getLogger(__name__)
+
+_STATE = {
+    ModalityState.LIVE: "ok",
+    ModalityState.STARTING: "reconnecting",
+    ModalityState.ABSENT: "absent",
+    ModalityState.ENDED: "absent",
+    ModalityState.STOPPED: "absent",
+}
+
+
+class DropOldestQueue:
+    """A bounded queue whose put never blocks: when full, the oldest item is dropped and counted."""
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name, self.capacity = name, capacity
+        self._q: queue.Queue = queue.Queue(maxsize=capacity)
+        self.dropped = 0
+
+    def put(self, item: Any) -> None:
+        while True:
+            try:
+                self._q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._q.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def get(self, timeout_s: float) -> Any | None:
+        try:
+            return self._q.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    def stats(self) -> QueueStats:
+        return QueueStats(policy="drop_oldest", depth=self._q.qsize(), capacity=self.capacity, dropped=self.dropped)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    reason: str  # "eos" | "stopped" | "duration"
+    windows: int
+    words: int
+    thread_errors: tuple[str, ...]
+
+
+class LiveRuntime:
+    def __init__(
+        self,
+        comps: Components,
+        make_session: Callable[..., Session],
+        camera: CameraUri | None,
+        mic: MicUri | None,
+        *,
+        replay: ReplayConfig | None = None,
+        health_period_s: float = 1.0,
+    ) -> None:
+        self.comps = comps
+        replay = replay or ReplayConfig()
+        self.video = VideoWorker(VideoSource(VideoSourceConfig(camera, replay=replay))) if camera else None
+        self.audio = AudioWorker(AudioSource(AudioSourceConfig(mic, replay=replay))) if mic else None
+        self.t0_ns = time.monotonic_ns()
+        self.session = make_session(comps.window_stage(self.t0_ns))
+        self.events = DropOldestQueue("events", 512)
+        self.asr_q = DropOldestQueue("asr_audio", 64)
+        self.health_period_s = health_period_s
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._errors: list[str] = []
+        self._ended = {"video": self.video is None, "audio": self.audio is None, "asr": comps.asr is None}
+
+    # ------------------------------------------------------------------ threads
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except Exception as e:  # surfaced to the main loop: logged, counted, the rest keeps running
+                log.error("%s thread failed: %s", name, e, exc_info=log.isEnabledFor(logging.DEBUG))
+                self._errors.append(f"{name}: {type(e).__name__}: {e}")
+                self._ended[name] = True
+
+        t = threading.Thread(target=guarded, name=f"qamoe-{name}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _vision_loop(self) -> None:
+        assert self.video is not None and self.comps.vision is not None
+        while not self._stop.is_set():
+            frame = self.video.get(timeout_s=0.2)
+            if frame.status is ReadStatus.EOS or self.video.state is ModalityState.ENDED:
+                self.events.put(("samples", self.comps.vision.finish()))
+                break
+            if frame.status is ReadStatus.OK:
+                self.session.counters.tick("video")
+                self.events.put(("samples", self.comps.vision.push(frame)))
+        self._ended["video"] = True
+
+    def _audio_loop(self) -> None:
+        assert self.audio is not None and self.comps.audio is not None
+        while not self._stop.is_set():
+            chunk = self.audio.get(timeout_s=0.2, max_s=0.2)
+            if chunk.status is ReadStatus.EOS or self.audio.state is ModalityState.ENDED:
+                self.events.put(("samples", self.comps.audio.finish()))
+                break
+            if chunk.status is ReadStatus.OK:
+                samples, speech = self.comps.audio.push(chunk)
+                self.events.put(("samples", samples))
+                self.asr_q.put((chunk, speech))
+        self.asr_q.put(None)
+        self._ended["audio"] = True
+
+    def _asr_loop(self) -> None:
+        assert self.comps.asr is not None
+        while not self._stop.is_set():
+            item = self.asr_q.get(timeout_s=0.2)
+            if item is None:
+                if self._ended["audio"]:
+                    self.events.put(("words", self.comps.asr.finish()))
+                    break
+                continue
+            self.events.put(("words", self.comps.asr.push(*item)))
+        self._ended["asr"] = True
+
+    # ---------------------------------------------------------------- main loop
+    def run(self, stop: threading.Event, duration_s: float | None = None) -> RunOutcome:
+        for worker in (self.video, self.audio):
+            if worker is not None:
+                worker.start()  # raises SourceNotFoundError for a device that is not there
+        if self.video is not None and self.comps.vision is not None:
+            self._spawn("vision", self._vision_loop)
+        if self.audio is not None and self.comps.audio is not None:
+            self._spawn("audio", self._audio_loop)
+            if self.comps.asr is not None:
+                self._spawn("asr", self._asr_loop)
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        next_health = time.monotonic() + self.health_period_s
+        reason = "stopped"
+        try:
+            while not stop.is_set():
+                self._drain()
+                self.session.step(time.monotonic_ns())
+                if time.monotonic() >= next_health:
+                    self._health()
+                    next_health += self.health_period_s
+                if all(self._ended.values()):
+                    reason = "eos"
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    reason = "duration"
+                    break
+            if reason == "eos":
+                self._drain()
+                self.session.step(time.monotonic_ns() + int(self.comps.window_config.lateness_s * 1e9))
+        finally:
+            self.shutdown()
+        c = self.session.counters
+        return RunOutcome(reason, c.windows, c.words, tuple(self._errors))
+
+    def _drain(self) -> None:
+        item = self.events.get(timeout_s=0.02)
+        while item is not None:
+            kind, payload = item
+            if kind == "samples":
+                self.session.accept(payload)
+            else:
+                self.session.accept_words(payload)
+            item = self.events.get(timeout_s=0.0) if not self.events._q.empty() else None
+
+    def _health(self) -> None:
+        devices, queues = {}, {"events": self.events.stats(), "asr_audio": self.asr_q.stats()}
+        for role, worker in (("camera", self.video), ("microphone", self.audio)):
+            if worker is None:
+                continue
+            st = worker.stats()
+            devices[role] = DeviceStatus(_STATE.get(st.state, "absent"), name=str(worker.source.uri)[:200])
+            queues[f"{role}_capture"] = QueueStats(
+                policy=st.drop_policy, depth=int(st.queue_depth), capacity=0, dropped=int(st.dropped)
+            )
+        asr = self.comps.asr.asr.stats if self.comps.asr is not None else None
+        rtf = asr.last_decode_s / asr.step_s if asr is not None and asr.step_s else None
+        self.session.health(devices, queues, asr_lag_s=asr.lag_s if asr else None, real_time_factor=rtf)
+
+    def shutdown(self, timeout_s: float = 1.5) -> None:
+        """Stop every thread; bounded in time (the workers' reads time out within 0.5 s)."""
+        self._stop.set()
+        for worker in (self.video, self.audio):
+            if worker is not None:
+                worker.stop()
+        end = time.monotonic() + timeout_s
+        for worker in (self.video, self.audio):
+            if worker is not None:
+                worker.join(max(0.0, end - time.monotonic()))
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            log.warning("threads still running after %.1f s: %s", timeout_s, alive)
