@@ -35,10 +35,14 @@ if str(REPO_ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from edge.features.spec import default_feature_spec  # noqa: E402
+
 log = logging.getLogger("bench_engines")
 
-LIVE_DIMS = {"text": 388, "audio": 22, "vision": 143}
-LIVE_LENS = {"text": 48, "audio": 100, "vision": 40}
+# The live feature spec's shapes (edge.features.spec.default_feature_spec: the runtime's real windows).
+_SPEC = default_feature_spec()
+LIVE_DIMS = dict(_SPEC.dims)
+LIVE_LENS = dict(_SPEC.seq_lens)
 TARGET_MS, TARGET_SPEEDUP = 0.3, 5.0
 Infer = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
@@ -119,7 +123,7 @@ def load_model(args: argparse.Namespace) -> tuple[Any, dict[str, int], str]:
         return (
             model,
             dict(LIVE_LENS),
-            "fresh qamoe, default ModelConfig, live dims text 388 / audio 22 / vision 143",
+            f"fresh qamoe, default ModelConfig, live dims {LIVE_DIMS}",
         )
     from qamoe.build.model_engine import EngineBuildConfig, parse_seq_lens, window_geometry
     from qamoe.checkpoint import load_checkpoint

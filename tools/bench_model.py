@@ -17,15 +17,17 @@ import time
 import numpy as np
 import torch
 
+from edge.features.spec import default_feature_spec
 from qamoe.config import ModelConfig
 from qamoe.export import example_inputs
 from qamoe.modality import MODALITIES, Modality
 from qamoe.models import create_model
 from qamoe.provenance import machine
 
-# Live feature shapes (edge/features/spec.py defaults): steps x dims per window.
-LIVE_SEQ = {Modality.TEXT: 48, Modality.AUDIO: 100, Modality.VISION: 40}
-LIVE_DIMS = {Modality.TEXT: 388, Modality.AUDIO: 22, Modality.VISION: 145}
+# Live feature shapes: the runtime's real windows (edge.features.spec.default_feature_spec).
+_SPEC = default_feature_spec()
+LIVE_SEQ = {Modality(k): v for k, v in _SPEC.seq_lens.items()}
+LIVE_DIMS = {Modality(k): v for k, v in _SPEC.dims.items()}
 MOSX_SEQ = {Modality.TEXT: 50, Modality.AUDIO: 50, Modality.VISION: 50}
 
 
