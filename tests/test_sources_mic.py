@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pulse import SCRIPT, PulseUnavailable, VirtualMic, parse_env, virtual_mic
+from tests.pulse import SCRIPT, PulseUnavailable, VirtualMic, parse_env, virtual_mic
 
 from edge.sources import (
     SAMPLE_RATE,
