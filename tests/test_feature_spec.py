@@ -6,7 +6,13 @@ import dataclasses
 
 import pytest
 
-from edge.features.spec import FEATURE_SPEC_VERSION, FeatureSpec, FeatureSpecError, StreamSpec, default_feature_spec
+from edge.features.spec import (
+    FEATURE_SPEC_VERSION,
+    FeatureSpec,
+    FeatureSpecError,
+    StreamSpec,
+    default_feature_spec,
+)
 
 
 def test_default_spec_geometry() -> None:

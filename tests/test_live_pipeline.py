@@ -3,7 +3,6 @@ and a real ZeroMQ socket read by a real subscriber."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess

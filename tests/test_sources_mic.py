@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.pulse import SCRIPT, PulseUnavailable, VirtualMic, parse_env, virtual_mic
 
 from edge.sources import (
     SAMPLE_RATE,
@@ -26,6 +25,7 @@ from edge.sources import (
     list_devices,
     parse_mic,
 )
+from tests.pulse import SCRIPT, PulseUnavailable, VirtualMic, parse_env, virtual_mic
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ from pathlib import Path
 from qamoe.checkpoint import save_checkpoint
 from qamoe.cli import run_main, setup_logging
 from qamoe.config import ModelConfig
+from qamoe.data.sources import load_source
 from qamoe.errors import ConfigError
 from qamoe.experiments import parse_method
 from qamoe.models import create_model
 from qamoe.training import TrainConfig, train_model
-from qamoe.data.sources import load_source
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -190,7 +190,7 @@ def extract_clip(
     start = end - round(spec.window_s * NS)
     asm = _assembler(spec, end - round(spec.hop_s * NS))  # its first window is [start, end)
     if frames is not None:
-        for t, row in zip(frames.t_ns.tolist(), frames.values):
+        for t, row in zip(frames.t_ns.tolist(), frames.values, strict=True):
             asm.push("audio", t, row)
     n_video = 0 if video is None else _push_vision(asm, Path(video), start, end, extractors.visual, cfg)
     asm.push_words([TimedWord(w.text, w.start_ns, w.end_ns, {"word": w}) for w in words])

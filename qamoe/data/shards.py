@@ -330,7 +330,7 @@ def _to_featureset(arrays: Mapping[str, np.ndarray], n: int, path: Path) -> Feat
 def _check_array(arr: np.ndarray, name: str, dtype: str, shape: tuple[int | None, ...], path: Path) -> None:
     """`shape` uses None for a free dimension; dtype "unicode" means any width of numpy unicode string."""
     dtype_ok = arr.dtype.kind == "U" if dtype == "unicode" else arr.dtype == np.dtype(dtype)
-    shape_ok = arr.ndim == len(shape) and all(w is None or a == w for a, w in zip(arr.shape, shape))
+    shape_ok = arr.ndim == len(shape) and all(w is None or a == w for a, w in zip(arr.shape, shape, strict=True))
     if not (dtype_ok and shape_ok):
         want = "[" + ", ".join("*" if w is None else str(w) for w in shape) + "]"
         raise DataError(f"{path}: {name} must be {dtype} {want}, found {arr.dtype} {list(arr.shape)}")

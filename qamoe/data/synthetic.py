@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qamoe.errors import ConfigError
 from qamoe.data.featureset import FeatureSet
+from qamoe.errors import ConfigError
 from qamoe.modality import MODALITIES, Modality
 
 _PHI_DIM = 4

@@ -6,8 +6,8 @@ step-level random missing at rate eta, and whole-modality absence at its far end
 
 from qamoe.spectrum.corruptions import (
     CorruptionFn,
-    available_corruptions,
     additive_noise,
+    available_corruptions,
     gaussian_noise,
     get_corruption,
     modality_absence,
