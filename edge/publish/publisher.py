@@ -217,4 +217,4 @@ def _encode(payload: dict[str, Any]) -> bytes:
     except (TypeError, ValueError) as exc:
         raise MessageError(
             f"message cannot be encoded as JSON ({exc}): build it with the edge.publish constructors"
-        )
+        ) from None
