@@ -3,24 +3,34 @@
   qamoe-live --camera 0 --mic default                 live devices
   qamoe-live --video-file talk.mp4                     replay both tracks of a file at real time
   qamoe-live --video-file talk.mp4 --fast              as fast as possible, deterministic
+  qamoe-live --video-file talk.mp4 --fast --out annotated.mp4   the replay with the overlay drawn on it
+  qamoe-live --camera 0 --mic default --preview        watch the overlay live (needs a display)
   qamoe-live --list-devices
   qamoe-tap                                            (another terminal) watch the stream
 
 Exit codes: 0 ended normally (end of file, --duration); 2 bad arguments or configuration; 3 a camera,
 microphone or file that cannot be opened; 4 no usable model engine (build it: python tools/build_engine.py);
-5 the publish port cannot be bound; 130 interrupted (SIGINT); 143 terminated (SIGTERM)."""
+5 the publish port cannot be bound; 6 the --out file cannot be written (its directory is missing or read-only);
+130 interrupted (SIGINT); 143 terminated (SIGTERM).
+
+--out writes to a temporary file beside the target and renames it at the end. SIGINT / SIGTERM end a recording:
+the file is then complete and playable, with every frame up to the signal. Any error removes the temporary file:
+nothing half-written is left. Overlay: valence gauge (+-1 sd whisker), reliability per modality (hatched: absent),
+the window's transcript, backend and fps."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_PUBLISH = 0, 2, 3, 4, 5
+EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_PUBLISH, EXIT_OUTPUT = 0, 2, 3, 4, 5, 6
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 log = logging.getLogger("qamoe-live")
@@ -50,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--curve-server-key", type=Path, help="server secret key file (enables CURVE)")
     o.add_argument("--curve-clients", type=Path, help="directory of allowed client public keys")
     o.add_argument("--source-id", default=None, help="id carried by every message (default: the source)")
+    v = p.add_argument_group("seeing it")
+    v.add_argument("--out", type=Path, help="write the video with the overlay to this .mp4 (also .m4v .mov .avi)")
+    v.add_argument("--preview", action="store_true", help="show the overlay in a window (when a display exists)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (with tracebacks)")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     return p
@@ -70,6 +83,17 @@ def _sources(args: argparse.Namespace):
     if cam is None and mic is None:
         raise ValueError("--camera none and --mic none leaves nothing to analyse: give at least one source")
     return cam, mic
+
+
+def _video_out(args: argparse.Namespace, cam):
+    """The --out / --preview sink (None without them): threaded for live and real-time runs."""
+    from edge.pipeline.video_out import sink_for
+
+    if (args.out or args.preview) and cam is None:
+        raise ValueError("--out and --preview draw on the video: give a camera or --video-file")
+    if args.out and cam.is_file and args.out.resolve() == Path(cam.path).resolve():
+        raise ValueError(f"--out {args.out} is the input file: choose another name")
+    return sink_for(args.out, args.preview, threaded=not args.fast)
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -100,22 +124,26 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         curve_server_secret_key_file=args.curve_server_key, curve_allowed_clients_dir=args.curve_clients,
     )
     source_id = args.source_id or str(args.video_file or f"camera={args.camera or 0},mic={args.mic or 'default'}")
-    comps = build(cfg)
-    try:
-        with Publisher(pub_cfg) as pub:
-            def session(ws):
-                return Session(windows=ws, publisher=pub, model=comps.model, source_id=source_id)
+    sink = _video_out(args, cam)
+    with sink or contextlib.nullcontext():  # before the models load: a bad --out fails at once
+        comps = build(cfg)
+        try:
+            with Publisher(pub_cfg) as pub:
+                def session(ws):
+                    return Session(windows=ws, publisher=pub, model=comps.model, source_id=source_id,
+                                   on_result=sink.on_result if sink else None)
 
-            if args.fast:
-                s = replay_fast(comps, session, cam, mic, stop)
-                log.info("replayed %.1f s in %.1f s: %d windows, %d words", s.media_s, s.wall_s, s.windows, s.words)
+                if args.fast:
+                    s = replay_fast(comps, session, cam, mic, stop, frame_sink=sink)
+                    log.info("replayed %.1f s in %.1f s: %d windows, %d words", s.media_s, s.wall_s, s.windows,
+                             s.words)
+                    return EXIT_OK
+                runtime = LiveRuntime(comps, session, cam, mic, frame_sink=sink)
+                out = runtime.run(stop, args.duration)
+                log.info("%s: %d windows, %d words published", out.reason, out.windows, out.words)
                 return EXIT_OK
-            runtime = LiveRuntime(comps, session, cam, mic)
-            out = runtime.run(stop, args.duration)
-            log.info("%s: %d windows, %d words published", out.reason, out.windows, out.words)
-            return EXIT_OK
-    finally:
-        comps.close()
+        finally:
+            comps.close()
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -123,6 +151,7 @@ def error_code(exc: BaseException) -> int | None:
     from edge.backends.errors import BackendError
     from edge.features.spec import FeatureSpecError
     from edge.manifest import ManifestError
+    from edge.pipeline.video_out import OutputError
     from edge.publish.errors import PortInUseError, PublishConfigError, PublishError
     from edge.sources.errors import SourceConfigError, SourceError, SourceUriError
 
@@ -131,6 +160,7 @@ def error_code(exc: BaseException) -> int | None:
         ((SourceError,), EXIT_SOURCE),
         ((BackendError, FeatureSpecError, ManifestError), EXIT_MODEL),
         ((PortInUseError, PublishError), EXIT_PUBLISH),
+        ((OutputError,), EXIT_OUTPUT),
     ):
         if isinstance(exc, types):
             return code
@@ -178,5 +208,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_SIGNAL.get(caught[0], code) if caught else code
 
 
+def exit_now(code: int) -> None:
+    """Exit with `code`. If a worker thread is still inside native code (a Whisper decode that outlived the
+    shutdown wait under heavy load), skip interpreter teardown: destroying CTranslate2 under a running decode
+    aborts the process ("terminate called without an active exception") and the exit code would be lost.
+    Everything that matters is already closed by then (publisher, output file, devices)."""
+    busy = [t.name for t in threading.enumerate() if t.name.startswith("qamoe-") and t.is_alive()]
+    if busy:
+        log.warning("exiting while %s finishes a decode", ", ".join(busy))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def console_main() -> None:
+    """The `qamoe-live` console script."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edge.pipeline.build import Components
 from edge.pipeline.session import Session
@@ -23,6 +24,9 @@ from edge.sources import (
     VideoSource,
     VideoSourceConfig,
 )
+
+if TYPE_CHECKING:
+    from edge.pipeline.video_out import VideoOut
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,9 @@ def replay_fast(
     camera: CameraUri | None,
     mic: MicUri | None,
     stop: threading.Event | None = None,
+    frame_sink: VideoOut | None = None,
 ) -> ReplaySummary:
+    """frame_sink (--out): gets every video frame in order, after the windows it completes are published."""
     stop = stop or threading.Event()
     t0 = time.monotonic_ns()
     replay = ReplayConfig(realtime=False, t0_ns=t0)
@@ -70,6 +76,8 @@ def replay_fast(
             last[name] = max(last[name], item.t_ns)
             pending[name] = (video if name == "video" else audio).read()
             session.step(min(last[k] for k in pending) if pending else max(last.values()))
+            if name == "video" and frame_sink is not None:
+                frame_sink.offer(item)
         _finish(comps, session, max(last.values()))
     finally:
         for src in (video, audio):

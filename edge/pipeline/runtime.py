@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.pipeline.build import Components
 from edge.pipeline.session import Session
@@ -34,6 +34,9 @@ from edge.sources import (
     VideoSourceConfig,
     VideoWorker,
 )
+
+if TYPE_CHECKING:
+    from edge.pipeline.video_out import VideoOut
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +97,10 @@ class LiveRuntime:
         *,
         replay: ReplayConfig | None = None,
         health_period_s: float = 1.0,
+        frame_sink: VideoOut | None = None,
     ) -> None:
         self.comps = comps
+        self.frame_sink = frame_sink  # --out / --preview: offer() never blocks (its own bounded queue)
         replay = replay or ReplayConfig()
         self.video = VideoWorker(VideoSource(VideoSourceConfig(camera, replay=replay))) if camera else None
         self.audio = AudioWorker(AudioSource(AudioSourceConfig(mic, replay=replay))) if mic else None
@@ -132,6 +137,8 @@ class LiveRuntime:
                 break
             if frame.status is ReadStatus.OK:
                 self.session.counters.tick("video")
+                if self.frame_sink is not None:
+                    self.frame_sink.offer(frame)
                 self.events.put(("samples", self.comps.vision.push(frame)))
         self._ended["video"] = True
 
@@ -208,6 +215,8 @@ class LiveRuntime:
 
     def _health(self) -> None:
         devices, queues = {}, {"events": self.events.stats(), "asr_audio": self.asr_q.stats()}
+        if self.frame_sink is not None:
+            queues["video_out"] = self.frame_sink.stats()
         for role, worker in (("camera", self.video), ("microphone", self.audio)):
             if worker is None:
                 continue
