@@ -122,6 +122,10 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     pub_cfg = PublisherConfig(
         endpoint=args.endpoint, allow_remote=args.allow_remote,
         curve_server_secret_key_file=args.curve_server_key, curve_allowed_clients_dir=args.curve_clients,
+        block_ms=2000 if args.fast else 0,  # fast replay has no clock to keep: wait for slow subscribers
+        # flush the last messages on close (a replay ends right after its last window); short when live so a
+        # signal still stops everything within 2 s
+        linger_ms=1000 if args.fast else 200,
     )
     source_id = args.source_id or str(args.video_file or f"camera={args.camera or 0},mic={args.mic or 'default'}")
     sink = _video_out(args, cam)

@@ -94,10 +94,13 @@ def build(config: PipelineConfig) -> Components:
         audio = AudioStage(AudioFeatureExtractor()) if config.use_audio else None
         asr = None
         if config.use_audio:
-            streaming = config.streaming
-            if config.deterministic:  # a fixed cadence: the same audio always gives the same words
+            streaming, asr_config = config.streaming, config.asr
+            if config.deterministic:
+                # the same audio must give the same words: a fixed cadence (no load shedding) and greedy
+                # decoding only (Whisper's temperature fallback samples, which is random)
                 streaming = StreamingAsrConfig(**{**streaming.__dict__, "max_step_s": streaming.step_s})
-            asr = AsrStage(StreamingAsr(Transcriber(config.asr, engines).transcribe, streaming))
+                asr_config = AsrConfig(**{**asr_config.__dict__, "temperatures": (0.0,)})
+            asr = AsrStage(StreamingAsr(Transcriber(asr_config, engines).transcribe, streaming))
     except BaseException:
         backend.close()
         raise

@@ -67,7 +67,8 @@ def replay_fast(
                 src.open()
                 pending[name] = src.read()
         while pending and not stop.is_set():
-            name = min(pending, key=lambda k: pending[k].t_ns)
+            # media-time order; an end-of-stream carries a wall-clock stamp, so it sorts last, never by time
+            name = min(pending, key=lambda k: (pending[k].status is ReadStatus.EOS, pending[k].t_ns))
             item = pending[name]
             if item.status is ReadStatus.EOS:
                 del pending[name]

@@ -69,6 +69,8 @@ class PublisherConfig:
     curve_server_secret_key_file  this publisher's CURVE secret certificate (`qamoe-keys generate`)
     curve_allowed_clients_dir     directory of client public certificates (*.key); only those may subscribe
     validate_messages  check every payload against its JSON Schema before sending (about 0.1-0.3 ms each)
+    block_ms        0 (live): a full subscriber queue drops the message at once. > 0 (fast replay, where no
+                    clock is waiting): wait up to this long for the subscriber to catch up before dropping
     heartbeat_ivl_ms, heartbeat_timeout_ms  ZMTP heartbeats: a subscriber that stops reading stops answering
                     them and is disconnected after about ivl + timeout, so it cannot hold the others back
                     longer (0 ivl turns heartbeats off)
@@ -81,10 +83,13 @@ class PublisherConfig:
     curve_server_secret_key_file: Path | None = None
     curve_allowed_clients_dir: Path | None = None
     validate_messages: bool = True
+    block_ms: int = 0
     heartbeat_ivl_ms: int = 1000
     heartbeat_timeout_ms: int = 2000
 
     def __post_init__(self) -> None:
+        if not isinstance(self.block_ms, int) or self.block_ms < 0:
+            raise PublishConfigError(f"block_ms={self.block_ms!r}: use 0 (never wait) or a positive number of ms")
         ep = parse_endpoint(self.endpoint)
         if not 1 <= self.send_hwm <= 100_000:
             raise PublishConfigError(f"send_hwm={self.send_hwm}: choose 1-100000 messages (default 8)")

@@ -142,6 +142,12 @@ class Publisher:
             self._socket.send_multipart([topic, data], flags=zmq.NOBLOCK)
             return True
         except zmq.Again:
+            if self.config.block_ms <= 0 or not self._socket.poll(self.config.block_ms, zmq.POLLOUT):
+                return False
+        try:  # writable again within block_ms (fast replay): send what was waiting
+            self._socket.send_multipart([topic, data], flags=zmq.NOBLOCK)
+            return True
+        except zmq.Again:
             return False
 
     def _warn_drops(self) -> None:
