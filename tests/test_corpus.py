@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from edge.features import to_mono_16k
+from edge.features.corpus import CorpusConfig, CorpusRow, plan_sample, with_asr_twins
 from edge.features.facebank import (
     FACE,
     NO_FACE,
@@ -36,7 +37,7 @@ from edge.features.visual import VISION_COLUMNS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
-from tools.build_corpus import CorpusConfig, CorpusRow, plan_sample, read_rows, with_asr_twins
+from tools._corpus_io import read_rows
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed "
                                   "(apt-get install espeak-ng)")

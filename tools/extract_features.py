@@ -26,57 +26,49 @@ label file or output folder, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import json
 import logging
 import math
-import os
-import re
-import secrets
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.asr import AsrError, AsrInputError
-from edge.features.audio_quality import AudioInputError
-from edge.features.offline import (
-    ASR,
-    ClipFeatures,
-    ClipReadError,
-    Extractors,
-    OfflineConfig,
-    OfflineError,
-    extract_clip,
-)
-from edge.features.spec import FeatureSpec, FeatureSpecError, default_feature_spec
-from edge.features.text import TextFeatureError, TextInputError
-from edge.features.visual import VisualInputError
-from edge.manifest import ManifestError
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
+    sys.path.insert(0, str(REPO_ROOT))
+
+from edge.features.offline import ASR, ClipFeatures, ClipReadError, Extractors, OfflineConfig, extract_clip
+from edge.features.spec import default_feature_spec
 from qamoe import __version__
-from qamoe.cli import run_main, setup_logging
 from qamoe.data.featureset import FeatureSet
-from qamoe.data.shards import concat_featuresets, read_shard, read_shard_meta, write_shard
 from qamoe.errors import ConfigError, DataError
 from qamoe.modality import MODALITIES
 from qamoe.provenance import git_commit
+from tools._extract_io import (
+    CLIP_ERRORS,
+    SKIPPED_FILE,
+    SPLIT_ALIASES,
+    SPLITS,
+    ShardSet,
+    add_shard_args,
+    check_run_options,
+    load_skipped,
+    make_extractors,
+    progress,
+    run_tool,
+    sample_featureset,
+    save_skipped,
+)
 
 logger = logging.getLogger("tools.extract_features")
 
-SPLITS = ("train", "valid", "test")
-SPLIT_ALIASES = {"dev": "valid", "val": "valid", "validation": "valid"}
 LABEL_COLUMNS = ("video_id", "clip_id", "text", "label", "mode")
 VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg")
-SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})\.npz$")
-RUN_FILE, SKIPPED_FILE = "extract.json", "skipped.json"
-# What an unreadable or undecodable clip raises: skipped and reported, never a crash.
-CLIP_ERRORS = (ClipReadError, AudioInputError, VisualInputError, TextInputError, AsrInputError)
 
 
 @dataclass(frozen=True)
@@ -142,123 +134,7 @@ def clip_featureset(clip: ClipFeatures, row: ClipRow) -> FeatureSet:
     for m, s in streams.items():
         if not np.isfinite(s.values).all():
             raise ClipReadError(f"{m} features of {row.key} are not finite: check the file's {m} stream")
-    return FeatureSet(
-        feats={m: s.values[None] for m, s in streams.items()},
-        masks={m: s.mask[None] for m, s in streams.items()},
-        labels=np.array([row.label], np.float32),
-        ids=np.array([row.key]),
-    )
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-class ShardSet:
-    """The shards of one output folder: the clips they already hold, and one open (partly filled) shard per
-    split that new clips go to."""
-
-    def __init__(
-        self, out: Path, spec: FeatureSpec, *, shard_size: int, checkpoint_every: int, created_by: str
-    ) -> None:
-        self.out, self.shard_size, self.checkpoint_every = out, shard_size, checkpoint_every
-        self.spec_dict = json.loads(json.dumps(spec.to_dict()))  # as it reads back from a shard
-        self.created_by = created_by
-        self.done: set[str] = set()
-        self._index: dict[str, int] = {}  # split -> index of its open shard
-        self._open: dict[str, list[FeatureSet]] = {}  # split -> samples of the open shard
-        self._unsaved: Counter[str] = Counter()
-        self._scan()
-
-    def _scan(self) -> None:
-        last: dict[str, tuple[int, Path, int]] = {}
-        for path in sorted(self.out.glob("*.npz")):
-            m = SHARD_NAME.match(path.name)
-            if not m:
-                continue
-            meta = read_shard_meta(path)
-            if meta["feature_spec"] != self.spec_dict:
-                raise DataError(f"{path} holds features of another feature spec: extract into a new --out "
-                                "folder (or delete the old shards)")
-            with np.load(path, allow_pickle=False) as z:  # the ids member only, not the features
-                self.done.update(z["id"].astype(str).tolist())
-            split, index = m["split"], int(m["index"])
-            if split not in last or index > last[split][0]:
-                last[split] = (index, path, int(meta["n"]))
-        for split, (index, path, n) in last.items():
-            if n < self.shard_size:
-                self._index[split], self._open[split] = index, [read_shard(path)[0]]
-                logger.info("resuming %s: %d clip(s) already there", path.name, n)
-            else:
-                self._index[split] = index + 1
-
-    def add(self, split: str, fs: FeatureSet) -> None:
-        self._open.setdefault(split, []).append(fs)
-        self._index.setdefault(split, 0)
-        self.done.update(fs.ids.tolist())
-        self._unsaved[split] += 1
-        if sum(len(s) for s in self._open[split]) >= self.shard_size:
-            self._write(split)
-            self._index[split] += 1
-            self._open[split] = []
-        elif self._unsaved[split] >= self.checkpoint_every:
-            self._write(split)
-
-    def flush(self) -> None:
-        """Write every open shard that holds unsaved clips."""
-        for split in list(self._open):
-            if self._unsaved[split] and self._open[split]:
-                self._write(split)
-
-    def _write(self, split: str) -> None:
-        path = self.out / f"{split}-{self._index[split]:05d}.npz"
-        fs = concat_featuresets(self._open[split])
-        self._open[split] = [fs]
-        write_shard(path, fs, split=split, feature_spec=self.spec_dict, created_by=self.created_by)
-        self._unsaved[split] = 0
-
-
-def check_run_options(out: Path, options: dict[str, Any]) -> None:
-    """A re-run into `out` must use the options its shards were made with (recorded in extract.json)."""
-    path = out / RUN_FILE
-    if path.is_file():
-        try:
-            before = json.loads(path.read_text(encoding="utf-8")).get("options", {})
-        except (OSError, json.JSONDecodeError, AttributeError) as e:
-            raise DataError(f"{path} is unreadable ({e}): delete it to start over in this folder") from None
-        diff = sorted(k for k in options if before.get(k) != options[k])
-        if diff:
-            was = ", ".join(f"--{k.replace('_', '-')} {before.get(k)}" for k in diff)
-            raise ConfigError(f"{out} was extracted with {was}: resume with those options, or use a new "
-                              "--out")
-    write_json_atomic(path, {"format": "qamoe-extract-run", "version": 1, "options": options})
-
-
-def load_skipped(out: Path) -> dict[str, dict[str, str]]:
-    path = out / SKIPPED_FILE
-    if not path.is_file():
-        return {}
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"))["skipped"]
-        return {item["id"]: item for item in items}
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DataError(f"{path} is unreadable ({e}): delete it (those clips will be retried)") from None
-
-
-def make_extractors(asr: bool, spec: FeatureSpec) -> Extractors:
-    try:
-        extractors = Extractors.create(asr=asr)
-        extractors.check(spec)
-    except (ManifestError, AsrError, TextFeatureError, FeatureSpecError, OfflineError) as e:
-        raise ConfigError(f"cannot build the feature extractors: {e}") from None
-    return extractors
+    return sample_featureset({m: (s.values, s.mask) for m, s in streams.items()}, row.label, row.key)
 
 
 @dataclass
@@ -286,7 +162,7 @@ def extract_all(args: argparse.Namespace, rows: list[ClipRow], shards: ShardSet,
     raw = args.raw / "Raw" if (args.raw / "Raw").is_dir() else args.raw
     start = time.perf_counter()
     try:
-        for row in _progress(todo):
+        for row in progress(todo, desc="extract", unit="clip"):
             path = find_clip(raw, row)
             try:
                 if path is None:
@@ -301,24 +177,12 @@ def extract_all(args: argparse.Namespace, rows: list[ClipRow], shards: ShardSet,
                 where = str(path) if path is not None else ""
                 skipped[row.key] = {"id": row.key, "split": row.split, "path": where, "reason": str(e)}
                 tally.skipped += 1
-                _save_skipped(args.out, skipped)
+                save_skipped(args.out, skipped)
     finally:
         shards.flush()
-        _save_skipped(args.out, skipped)
+        save_skipped(args.out, skipped)
         tally.seconds = time.perf_counter() - start
     return tally
-
-
-def _progress(rows: list[ClipRow]) -> Iterator[ClipRow]:
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    with logging_redirect_tqdm():
-        yield from tqdm(rows, desc="extract", unit="clip", disable=None)
-
-
-def _save_skipped(out: Path, skipped: dict[str, Any]) -> None:
-    write_json_atomic(out / SKIPPED_FILE, {"skipped": sorted(skipped.values(), key=lambda s: s["id"])})
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -327,8 +191,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--labels", type=Path, required=True, help="MMSA label.csv")
     p.add_argument("--out", type=Path, required=True, help="shard folder (created; resumed when it exists)")
     p.add_argument("--transcripts", choices=("gold", "asr"), default="gold")
-    p.add_argument("--shard-size", type=int, default=500)
-    p.add_argument("--checkpoint-every", type=int, default=50, help="rewrite the open shard every N clips")
+    add_shard_args(p, "clips")
     p.add_argument("--limit", type=int, help="extract at most N clips in this run (the rest on a re-run)")
     p.add_argument("--splits", default="train,valid,test", help="comma-separated splits to extract")
     p.add_argument("--end-at", choices=("speech", "clip"), default="speech",
@@ -379,6 +242,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    ns = parse_args(sys.argv[1:])
-    setup_logging(ns.verbose)
-    sys.exit(run_main(lambda: main(ns), verbose=ns.verbose))
+    sys.exit(run_tool(parse_args, main, sys.argv[1:]))
