@@ -28,14 +28,23 @@ class TemporalEncoder(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.act = nn.GELU()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m = mask.unsqueeze(-1).to(x.dtype)  # [B, T, 1]
-        h = self.norm(self.proj(x)) * m
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: raw features; mean/std: the input standardisation (InputNorm's buffers).
+
+        The standardisation is folded into the projection, W((x - mean) / std) + b = (W / std) x + (b - (W / std)
+        mean): the same numbers, and the export's constant folding turns it into one MatMul + Add per modality
+        instead of five elementwise ops. Steps outside the mask are zeroed after the LayerNorm."""
+        m = mask.to(x.dtype)
+        m3 = m.unsqueeze(-1)  # [B, T, 1]
+        weight = self.proj.weight / std
+        bias = self.proj.bias - weight @ mean
+        h = self.norm(nn.functional.linear(x, weight, bias)) * m3
         c = self.dwconv(h.transpose(1, 2)).transpose(1, 2)
-        h = (h + self.drop(self.pwconv(self.act(c)))) * m
-        scores = self.score(h).squeeze(-1) + (1.0 - mask.to(x.dtype)) * _MASK_BIAS  # [B, T]
+        h = (h + self.drop(self.pwconv(self.act(c)))) * m3
+        scores = torch.matmul(h, self.score.weight[0]) + (1.0 - m) * _MASK_BIAS  # [B, T], no squeeze
         attn = torch.softmax(scores, dim=-1)
-        any_valid = m.amax(dim=1)  # [B, 1]: 0 where the whole modality is absent
+        any_valid = m.amax(dim=1, keepdim=True)  # [B, 1]: 0 where the whole modality is absent
         pooled = torch.matmul(attn.unsqueeze(1), h).squeeze(1) * any_valid
-        coverage = mask.to(x.dtype).mean(dim=1)
-        return pooled, coverage
+        return pooled, m.mean(dim=1)

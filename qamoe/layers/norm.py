@@ -10,7 +10,9 @@ from torch import nn
 
 class InputNorm(nn.Module):
     """(x - mean) / std per feature dimension, then zeroed at invalid steps. mean/std are buffers fitted on the
-    training split (`set_stats`); they travel in the checkpoint and the ONNX file."""
+    training split (`set_stats`); they travel in the checkpoint and the ONNX file. The encoders fold them into
+    their input projection (`TemporalEncoder.forward`); `forward` here is the plain form, kept for reference
+    and tests."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()

@@ -48,8 +48,8 @@ class MultimodalModel(nn.Module):
         """Per modality: (pooled [B, d], coverage [B])."""
         out = {}
         for m in MODALITIES:
-            x = self.norms[str(m)](feats[m], masks[m])
-            out[m] = self.encoders[str(m)](x, masks[m])
+            norm = self.norms[str(m)]
+            out[m] = self.encoders[str(m)](feats[m], masks[m], norm.mean, norm.std)
         return out
 
     def forward(self, feats: Tensors, masks: Tensors) -> ModelOutput:  # pragma: no cover - abstract
