@@ -90,8 +90,8 @@ class Session:
         presence = {"text": bool(w.masks.get("text", np.zeros(1, bool)).any()), **{
             s: bool(w.masks[s].any()) for s in ("audio", "vision")}}
         info = WindowInfo(self.source_id, w.start_ns, w.end_ns, presence, r.transcript)
+        t_publish = time.perf_counter()
         latency = dict(r.latency_ms)
-        latency["window_close_to_publish_ms"] = max(0.0, (time.monotonic_ns() - w.end_ns) / 1e6)
         estimate = None
         if r.outputs is not None:
             o = r.outputs
@@ -103,6 +103,11 @@ class Session:
                 router_weights=[float(x) for x in np.ravel(o["router_weights"])],
                 class_probs=class_probs(valence, var, POLARITY_NEUTRAL_BAND),
             )
+        now = time.monotonic_ns()
+        latency["publish"] = (time.perf_counter() - t_publish) * 1e3
+        lateness_ns = int(self.windows.assembler.config.lateness_s * 1e9)
+        latency["close_to_publish"] = max(0.0, (now - w.end_ns - lateness_ns) / 1e6)
+        latency["total"] = max(0.0, (now - w.end_ns) / 1e6)
         message = sentiment_message(info, estimate, self.model, latency_ms=latency, invalid_reason=r.error)
         self.publisher.publish(message)
         self.counters.windows += 1

@@ -176,7 +176,7 @@ class WindowStage:
             log.debug("inference failure", exc_info=True)
             window.masks.setdefault("text", np.zeros(1, bool))
             return WindowResult(window, None, f"inference failed: {type(e).__name__}", {})
-        return WindowResult(window, outputs, None, {"text_ms": (t1 - t0) * 1e3, "inference_ms": (t2 - t1) * 1e3})
+        return WindowResult(window, outputs, None, {"features": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3})
 
 
 def class_probs(valence: float, variance: float, band: float) -> dict[str, float]:

@@ -54,7 +54,7 @@ def example_sentiment(
         reliability={"text": 0.82, "audio": 0.64, "vision": 0.05},
         router_weights=[0.61, 0.39, 0.0, 0.0],
     )
-    latency = {"capture": 4.1, "features": 18.7, "inference": 6.2, "publish": 0.4, "total": 29.4}
+    latency = {"features": 7.9, "inference": 0.4, "publish": 0.3, "close_to_publish": 21.5, "total": 471.5}
     return sentiment_message(window, estimate, EXAMPLE_MODEL, latency_ms=latency, clock=EXAMPLE_CLOCK)
 
 

@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""The live pipeline's speed targets (issue 5), measured in one run on this machine:
+
+  (a) replay real-time factor of the whole pipeline (`qamoe-live --video-file X --fast`, default ASR cadence)
+      next to one-pass faster-whisper over the same audio (the baseline: ASR with no streaming)  target <= 0.5
+  (b) window close -> publish latency, real-time replay (window closes at end + lateness)        p95 <= 100 ms
+  (c) transcript lag: an utterance's last word's end (capture clock) -> its transcript message
+      arriving, same monotonic clock; also every word, and the streaming policy's share alone     p95 <= 1.5 s
+  (d) peak RSS of the qamoe-live process (VmHWM)                                                   <= 1.2 GB
+
+  python tools/bench_live.py                       # ~30 s GRID montage, both runs, table
+  python tools/bench_live.py --json out.json       # also write every number (+ machine, load, command)
+
+The clip: the first `--clips` GRID clips (../shared/media/grid, 3 s each, face + speech) concatenated into one
+file in a temporary directory. The model: a freshly initialised QA-MoE for the live feature spec built with
+tests/live_fixtures.make_live_engines (untrained: the weights do not change the cost). (b)-(d) come from one
+real-time replay of the same file read by a real ZeroMQ subscriber, on the same monotonic clock."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+GRID = REPO.parent / "shared" / "media" / "grid"
+SAMPLE_RATE = 16_000
+FPS = 25
+TARGETS = {"rtf": 0.5, "close_to_publish_p95_ms": 100.0, "transcript_lag_p95_s": 1.5, "peak_rss_mb": 1200.0}
+_REPLAYED = re.compile(r"replayed ([\d.]+) s in ([\d.]+) s: (\d+) windows, (\d+) words")
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def make_montage(clips: list[Path], out: Path) -> float:
+    """Concatenate `clips` into one MKV (MPEG-4 video at 25 fps, 16 kHz mono PCM), each clip's audio padded or
+    cut to its video's length so the tracks stay aligned; returns the length in seconds."""
+    import av
+
+    from edge.asr.audio_file import load_audio_16k
+
+    pcm: list[np.ndarray] = []
+    with av.open(str(out), "w") as dst:
+        vs = dst.add_stream("mpeg4", rate=FPS)
+        vs.width, vs.height, vs.pix_fmt, vs.bit_rate = 360, 288, "yuv420p", 2_000_000
+        aus = dst.add_stream("pcm_s16le", rate=SAMPLE_RATE, layout="mono")
+        n_video = 0
+        for clip in clips:
+            first = n_video
+            with av.open(str(clip)) as src:
+                for frame in src.decode(video=0):
+                    img = frame.reformat(width=360, height=288, format="yuv420p")
+                    img.pts, img.time_base = n_video, Fraction(1, FPS)
+                    dst.mux(vs.encode(img))
+                    n_video += 1
+            need = (n_video - first) * SAMPLE_RATE // FPS
+            audio = load_audio_16k(clip)[:need]
+            pcm.append(np.pad(audio, (0, need - audio.shape[0])))
+        dst.mux(vs.encode(None))
+        _write_audio(dst, aus, np.concatenate(pcm))
+    return n_video / FPS
+
+
+def _write_audio(dst: Any, stream: Any, pcm: np.ndarray, block: int = 1024) -> None:
+    import av
+
+    s16 = (np.clip(pcm, -1.0, 1.0) * 32767).astype(np.int16)
+    for i in range(0, s16.shape[0], block):
+        frame = av.AudioFrame.from_ndarray(s16[None, i : i + block], format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, i, Fraction(1, SAMPLE_RATE)
+        dst.mux(stream.encode(frame))
+    dst.mux(stream.encode(None))
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        model = next(
+            (ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), model
+        )
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": sys.version.split()[0]}
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# ---------------------------------------------------------------------------------- (a) fast replay
+def live_cmd(engines: Path, endpoint: str, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "edge.cli.live",
+        "--engines-dir",
+        str(engines),
+        "--endpoint",
+        endpoint,
+        *args,
+    ]
+
+
+def fast_replay(engines: Path, clip: Path) -> dict[str, Any]:
+    from tests.live_fixtures import free_endpoint
+
+    t0 = load()
+    proc = subprocess.run(live_cmd(engines, free_endpoint(), "--video-file", str(clip), "--fast"), cwd=REPO,
+                          capture_output=True, text=True, timeout=1800, check=False)  # fmt: skip
+    m = _REPLAYED.search(proc.stderr)
+    if proc.returncode != 0 or m is None:
+        raise RuntimeError(f"fast replay failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    media_s, wall_s = float(m.group(1)), float(m.group(2))
+    return {"media_s": media_s, "wall_s": wall_s, "rtf": wall_s / media_s, "windows": int(m.group(3)),
+            "words": int(m.group(4)), "load_before": t0, "load_after": load()}  # fmt: skip
+
+
+def one_pass_whisper(engines: Path, clip: Path) -> dict[str, Any]:
+    """The baseline: the same Transcriber (tiny.en, int8, 2 threads) over the whole audio at once."""
+    from edge.asr.audio_file import load_audio_16k
+    from edge.asr.transcriber import Transcriber
+
+    audio = load_audio_16k(clip)
+    asr = Transcriber(engines_dir=engines)
+    asr.transcribe(audio[:SAMPLE_RATE], 0)  # warm-up, as the pipeline's own warm-up
+    t0, t = load(), time.perf_counter()
+    words = asr.transcribe(audio, 0)
+    dt = time.perf_counter() - t
+    seconds = audio.shape[0] / SAMPLE_RATE
+    return {"audio_s": seconds, "wall_s": dt, "rtf": dt / seconds, "words": len(words),
+            "load_before": t0, "load_after": load()}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ (b)-(d) real time
+@dataclass
+class TimedSubscriber:
+    """A real SUB socket on a thread recording (arrival monotonic ns, topic, payload)."""
+
+    endpoint: str
+    messages: list[tuple[int, str, dict]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        import zmq
+
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(self.endpoint)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._sock.poll(50):
+                topic, body = self._sock.recv_multipart()
+                self.messages.append((time.monotonic_ns(), topic.decode(), json.loads(body)))
+
+    def close(self) -> None:
+        time.sleep(0.3)
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+        self._ctx.term()
+
+    def of(self, suffix: str) -> list[tuple[int, dict]]:
+        return [(t, b) for t, topic, b in self.messages if topic.endswith(suffix)]
+
+
+def vm_hwm_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def realtime_replay(engines: Path, clip: Path, timeout_s: float) -> dict[str, Any]:
+    from tests.live_fixtures import free_endpoint
+
+    endpoint = free_endpoint()
+    sub = TimedSubscriber(endpoint)
+    time.sleep(0.2)
+    t0 = load()
+    proc = subprocess.Popen(live_cmd(engines, endpoint, "--video-file", str(clip)), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    peak_kb, deadline = 0, time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        peak_kb = max(peak_kb, vm_hwm_kb(proc.pid) or 0)
+        time.sleep(0.1)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    reader.join(2)
+    sub.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"real-time replay failed ({proc.returncode}): {''.join(stderr)[-2000:]}")
+    return {"sub": sub, "peak_rss_mb": peak_kb / 1024, "load_before": t0, "load_after": load()}
+
+
+def pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def window_latency(sub: TimedSubscriber, lateness_s: float) -> dict[str, Any]:
+    """close -> publish: `sent` minus (window end + lateness), the moment the window became due; and the
+    message's own latency_ms.total (measured from the window's end, so it includes the lateness)."""
+    close_ms, end_ms, arrive_ms = [], [], []
+    for arrival, b in sub.of("sentiment"):
+        end = b["window"]["end"]["mono_ns"]
+        close_ms.append((b["sent"]["mono_ns"] - end) / 1e6 - lateness_s * 1e3)
+        arrive_ms.append((arrival - end) / 1e6 - lateness_s * 1e3)
+        end_ms.append(float(b["latency_ms"]["total"]))
+    return {"windows": len(close_ms), "close_to_publish_p50_ms": pct(close_ms, 50),
+            "close_to_publish_p95_ms": pct(close_ms, 95), "close_to_arrival_p95_ms": pct(arrive_ms, 95),
+            "end_to_publish_p50_ms": pct(end_ms, 50), "end_to_publish_p95_ms": pct(end_ms, 95)}  # fmt: skip
+
+
+def transcript_lag(sub: TimedSubscriber) -> dict[str, Any]:
+    """Per word: arrival of the transcript message carrying it minus the word's end (capture clock)."""
+    return lag_stats([(w["start"]["mono_ns"], w["end"]["mono_ns"], t) for t, b in sub.of("transcript")
+                      for w in b["words"]])  # fmt: skip
+
+
+def lag_stats(words: list[tuple[int, int, int]], pause_s: float = 0.5) -> dict[str, Any]:
+    """`words`: (start, end, committed/arrived) in ns. 'Utterance-final' words are followed by at least
+    `pause_s` without words (an end of speech); the others wait for LocalAgreement's second hypothesis."""
+    words = sorted(words, key=lambda w: w[1])
+    lags = [(t - end) / 1e9 for _, end, t in words]
+    final = [lag for i, ((_, end, _), lag) in enumerate(zip(words, lags, strict=True))
+             if i + 1 == len(words) or words[i + 1][0] - end >= pause_s * 1e9]  # fmt: skip
+    return {"words": len(lags), "all_p50_s": pct(lags, 50), "all_p95_s": pct(lags, 95), "all_max_s": pct(lags, 100),
+            "final_words": len(final), "final_p50_s": pct(final, 50), "final_p95_s": pct(final, 95),
+            "final_max_s": pct(final, 100)}  # fmt: skip
+
+
+def policy_lag(engines: Path, clip: Path) -> dict[str, Any]:
+    """The streaming policy's own share of the transcript lag, free of compute time: a deterministic audio-only
+    replay in which each word's lag is the media time of the chunk that committed it minus the word's end.
+    Its real-time factor (no camera) shows how much of (a) is audio + ASR."""
+    from edge.pipeline.build import PipelineConfig, build
+    from edge.pipeline.replay import replay_fast
+    from edge.pipeline.session import Session
+    from edge.publish.config import PublisherConfig
+    from edge.publish.publisher import Publisher
+    from edge.sources import parse_video_file
+    from tests.live_fixtures import free_endpoint
+
+    comps = build(PipelineConfig(engines_dir=engines, use_video=False, deterministic=True))
+    assert comps.asr is not None
+    committed: list[tuple[int, int, int]] = []
+    push = comps.asr.push
+
+    def timed_push(chunk: Any, speech: float | None) -> list[Any]:
+        words = push(chunk, speech)
+        heard_ns = chunk.t_ns + chunk.samples.shape[0] * 1_000_000_000 // SAMPLE_RATE
+        committed.extend((w.start_ns, w.end_ns, heard_ns) for w in words)
+        return words
+
+    comps.asr.push = timed_push  # type: ignore[method-assign]
+    _, mic = parse_video_file(str(clip))
+    try:
+        with Publisher(PublisherConfig(endpoint=free_endpoint())) as pub:
+            summary = replay_fast(comps, lambda ws: Session(windows=ws, publisher=pub, model=comps.model,
+                                                            source_id="bench"), None, mic)  # fmt: skip
+    finally:
+        comps.close()
+    stats = comps.asr.asr.stats
+    return {**lag_stats(committed), "decodes": stats.transcriptions, "audio_only_rtf": summary.real_time_factor,
+            "media_s": summary.media_s, "load_after": load()}  # fmt: skip
+
+
+def health_summary(sub: TimedSubscriber) -> dict[str, Any]:
+    health = [b for _, b in sub.of("health")]
+    drops = {k: max((h["queues"].get(k, {}).get("dropped", 0) for h in health), default=0)
+             for h in health[-1:] for k in h["queues"]}  # fmt: skip
+    rtf = [h["real_time_factor"] for h in health if h["real_time_factor"] is not None]
+    lag = [h["asr_lag_s"] for h in health if h["asr_lag_s"] is not None]
+    return {"asr_decode_per_step_max": max(rtf, default=None), "asr_lag_max_s": max(lag, default=None),
+            "queue_drops": drops}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- report
+def rows(res: dict[str, Any]) -> list[tuple[str, float | None, str, bool | None, list[float]]]:
+    """(metric, value, target text, passed or None for context rows, load average during the run)."""
+    fast, base, rt = res["fast_replay"], res["one_pass_whisper"], res["realtime"]
+    win, lag, rtl = rt["windows"], rt["transcript"], rt["load_after"]
+    pol, pol_load = res["policy_lag"], res["policy_lag"]["load_after"]
+
+    def le(v: float | None, limit: float) -> bool | None:
+        return None if v is None else v <= limit
+
+    return [
+        ("pipeline RTF, --fast replay, ASR step 1 s", fast["rtf"], "<= 0.5", le(fast["rtf"], TARGETS["rtf"]),
+         fast["load_after"]),
+        ("one-pass faster-whisper RTF (baseline)", base["rtf"], "-", None, base["load_after"]),
+        ("  pipeline RTF without the camera (audio + ASR)", pol["audio_only_rtf"], "-", None, pol_load),
+        ("window close -> publish p50, ms", win["close_to_publish_p50_ms"], "-", None, rtl),
+        ("window close -> publish p95, ms", win["close_to_publish_p95_ms"], "<= 100",
+         le(win["close_to_publish_p95_ms"], TARGETS["close_to_publish_p95_ms"]), rtl),
+        ("window end -> publish p95, ms (incl. lateness)", win["end_to_publish_p95_ms"], "-", None, rtl),
+        ("transcript lag, end of speech p50, s", lag["final_p50_s"], "-", None, rtl),
+        ("transcript lag, end of speech p95, s", lag["final_p95_s"], "<= 1.5",
+         le(lag["final_p95_s"], TARGETS["transcript_lag_p95_s"]), rtl),
+        ("  streaming policy alone (media clock) p95, s", pol["final_p95_s"], "-", None, pol_load),
+        ("transcript lag, every word p50 / p95, s", lag["all_p50_s"], f"p95 {lag['all_p95_s']:.2f}", None, rtl),
+        ("peak RSS of qamoe-live, MB", rt["peak_rss_mb"], "<= 1200", le(rt["peak_rss_mb"], TARGETS["peak_rss_mb"]),
+         rtl),
+    ]  # fmt: skip
+
+
+def print_table(res: dict[str, Any]) -> None:
+    m = res["machine"]
+    print(f"# bench_live: {m['cpu']}, {m['cores']} cores, Python {m['python']}; clip {res['clip']}")
+    print(
+        "# model: freshly initialised QA-MoE for the live spec (untrained: the weights do not change costs)"
+    )
+    print(f"| {'metric':<48} | {'value':>9} | {'target':>9} | {'result':<6} | load after 1/5/15 |")
+    print(f"|{'-' * 50}|{'-' * 11}|{'-' * 11}|{'-' * 8}|{'-' * 19}|")
+    for name, value, target, ok, ld in rows(res):
+        verdict = "" if ok is None else "pass" if ok else "MISS"
+        shown = "n/a" if value is None else f"{value:.3f}" if value < 10 else f"{value:.1f}"
+        print(f"| {name:<48} | {shown:>9} | {target:>9} | {verdict:<6} | {' '.join(map(str, ld)):<17} |")
+    rt = res["realtime"]
+    print(f"# fast replay: {res['fast_replay']['windows']} windows, {res['fast_replay']['words']} words;"
+          f" one-pass whisper: {res['one_pass_whisper']['words']} words; real time: {rt['windows']['windows']}"
+          f" windows, {rt['transcript']['words']} words ({rt['transcript']['final_words']} utterance-final);"
+          f" ASR decodes in the fast replay: {res['policy_lag']['decodes']} for {res['policy_lag']['media_s']:.1f} s;"
+          f" health: {rt['health']}")  # fmt: skip
+
+
+def engines_dir(given: Path | None, tmp: Path) -> Path:
+    if given is not None:
+        return given
+    from tests.live_fixtures import make_live_engines
+
+    return make_live_engines(tmp)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
+    p.add_argument("--clips", type=int, default=10, help="GRID clips to concatenate (3 s each; default 10)")
+    p.add_argument(
+        "--engines-dir", type=Path, help="an engines dir with a live-spec model (default: build one)"
+    )
+    p.add_argument("--json", type=Path, help="also write every number here")
+    args = p.parse_args(argv)
+    from edge.pipeline.build import PipelineConfig
+
+    clips = sorted(GRID.glob("*.mpg"))[: args.clips]
+    if not clips:
+        print(f"bench_live: no GRID clips in {GRID}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench_live-") as tmp:
+        engines = engines_dir(args.engines_dir, Path(tmp))
+        clip = Path(tmp) / "grid_montage.mkv"
+        seconds = make_montage(clips, clip)
+        res: dict[str, Any] = {
+            "machine": machine(),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "clip": f"{len(clips)} GRID clips concatenated, {seconds:.1f} s (face + speech)",
+        }
+        res["one_pass_whisper"] = one_pass_whisper(engines, clip)
+        res["fast_replay"] = fast_replay(engines, clip)
+        res["policy_lag"] = policy_lag(engines, clip)
+        rt = realtime_replay(engines, clip, timeout_s=seconds + 180)
+        sub = rt.pop("sub")
+        rt["windows"] = window_latency(sub, PipelineConfig().lateness_s)
+        rt["transcript"] = transcript_lag(sub)
+        rt["health"] = health_summary(sub)
+        res["realtime"] = rt
+    print_table(res)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
