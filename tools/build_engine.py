@@ -127,6 +127,23 @@ def stages_for(args: argparse.Namespace) -> tuple[Stage, ...]:
     return (*STAGES, ModelStage(config))
 
 
+def record_feature_spec(engines_dir: Path) -> None:
+    """Write the extractors' feature spec into the manifest (section "feature_spec"), so the runtime and the
+    model stage can check a model against what this version's extractors produce."""
+    from dataclasses import replace
+
+    from edge.features.spec import default_feature_spec
+    from edge.manifest import MANIFEST_NAME, load_manifest, write_manifest
+
+    path = engines_dir / MANIFEST_NAME
+    manifest = load_manifest(path, missing_ok=True)
+    spec = default_feature_spec().to_dict()
+    if manifest.sections.get("feature_spec") != spec:
+        engines_dir.mkdir(parents=True, exist_ok=True)
+        write_manifest(replace(manifest, sections={**manifest.sections, "feature_spec": spec}), path)
+        log.info("feature spec %s recorded in %s", default_feature_spec().digest[:12], path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -136,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             return run_check(args.engines_dir, args.only)
         outcomes = run_stages(stages_for(args), BuildContext(args.engines_dir, force=args.force), args.only)
+        record_feature_spec(args.engines_dir)
         built = [o.name for o in outcomes if o.status == "built"]
         log.info("done: %s", f"built {', '.join(built)}" if built else "everything up to date, nothing built")
         return 0

@@ -65,9 +65,15 @@ class Components:
 
 def model_info(engines_dir: Path, backend: Backend, spec: FeatureSpec, model: str = "qamoe") -> ModelInfo:
     try:
-        artifact = load_manifest(engines_dir / MANIFEST_NAME).get(model)
+        manifest = load_manifest(engines_dir / MANIFEST_NAME)
+        artifact = manifest.get(model)
     except ManifestError as e:
         raise FeatureSpecError(f"no model engine ({e}): {REBUILD} with --checkpoint") from None
+    recorded = manifest.sections.get("feature_spec")
+    if recorded is not None and FeatureSpec.from_dict(recorded).digest != spec.digest:
+        raise FeatureSpecError(
+            f"{engines_dir} was built for another version of the feature extractors: {REBUILD}"
+        )
     digest = str(artifact.extra.get("feature_spec_digest") or "")
     if digest != spec.digest:
         raise FeatureSpecError(
