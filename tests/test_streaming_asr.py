@@ -64,6 +64,26 @@ def test_text_trimmed_out_of_the_buffer_becomes_the_prompt() -> None:
     assert any(prompt and prompt.startswith("a b") for _, _, prompt in script.calls)
 
 
+def test_the_utterance_closes_as_soon_as_the_silence_is_long_enough() -> None:
+    """Not one step later: the last words are committed after flush_silence_s of silence, chunk by chunk."""
+    script = Scripted([["hello", "there"], ["hello", "there", "friend"]])
+    asr = StreamingAsr(script, StreamingAsrConfig(step_s=1.0, flush_silence_s=0.5))
+    _feed(asr, 1.0, 0)
+    _feed(asr, 1.0, NS)
+    got, t = [], 2 * NS
+    for k in range(10):  # 0.1 s chunks of silence
+        got.append([w.text for w in _feed(asr, 0.1, t, speech=0.0)])
+        t += NS // 10
+    assert got[:4] == [[]] * 4 and got[4] == ["friend"]  # at 0.5 s of silence, not at the next 1 s step
+
+
+def test_leading_silence_is_not_buffered() -> None:
+    asr = StreamingAsr(Scripted([["x"]]), StreamingAsrConfig(step_s=1.0, preroll_s=0.5))
+    for k in range(30):
+        _feed(asr, 0.1, k * NS // 10, speech=0.0)
+    assert asr.buffer_s <= 0.5 + 1e-9
+
+
 def test_buffer_is_bounded_even_without_agreement() -> None:
     hyps = [[f"w{i}"] for i in range(100)]  # never agree
     asr = StreamingAsr(Scripted(hyps), StreamingAsrConfig(step_s=1.0, trim_s=3.0, max_buffer_s=5.0))

@@ -8,8 +8,10 @@ are final and carry their timestamps and confidences.
 
 Bounded work, always:
 * Speech gate: a step whose new audio holds no speech (`speech_prob` from the VAD below `speech_threshold`, as
-  given by the caller) is not transcribed. After `flush_silence_s` of silence the pending hypothesis is
-  committed and the buffer cleared: an utterance ends, no half-sentence waits for more speech.
+  given by the caller) is not transcribed. As soon as `flush_silence_s` of silence has accumulated (checked on
+  every call, not once per step) the utterance is closed: its undecoded tail is decoded, the whole hypothesis
+  committed and the buffer cleared, so the last words of a sentence do not wait for more speech or another
+  agreeing decode. Silence before speech is not buffered beyond a `preroll_s` lead-in.
 * The buffer is trimmed to the end of the last committed word once it is longer than `trim_s`, and hard-capped
   at `max_buffer_s` (then the hypothesis is committed as is and the buffer cut): each transcription costs at
   most `max_buffer_s` of audio, whatever happens.
@@ -55,6 +57,7 @@ class StreamingAsrConfig:
     flush_silence_s: float = 0.8
     speech_threshold: float = 0.5
     prompt_chars: int = 200
+    preroll_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.step_s <= self.max_step_s:
@@ -94,6 +97,7 @@ class StreamingAsr:
         self._new = 0  # samples inserted since the last transcription
         self._new_speech = False
         self._silence_s = 0.0
+        self._has_speech = False  # the buffer holds speech since it was last cleared
         self._prev: list[Word] = []  # previous hypothesis, uncommitted part
         self._committed: list[Word] = []
         self._committed_end = 0
@@ -116,7 +120,14 @@ class StreamingAsr:
         self._new += len(pcm)
         speech = speech_prob is None or speech_prob >= self.config.speech_threshold
         self._new_speech |= speech
+        self._has_speech |= speech
         self._silence_s = 0.0 if speech else self._silence_s + len(pcm) / SAMPLE_RATE
+        if not self._has_speech:  # only silence so far: keep a short lead-in, not seconds of nothing
+            excess = len(self._buf) - int(self.config.preroll_s * SAMPLE_RATE)
+            if excess > 0:
+                self._buf = self._buf[excess:]
+                self._buf_t0 += excess * NS // SAMPLE_RATE
+            self._new = min(self._new, len(self._buf))
 
     @property
     def buffer_s(self) -> float:
@@ -131,15 +142,13 @@ class StreamingAsr:
         """Transcribe if a step's worth of new audio is in; return the words committed by this call."""
         cfg = self.config
         pending, self._pending = self._pending, []
+        if self._silence_s >= cfg.flush_silence_s and (self._prev or self._has_speech):
+            return pending + self._close_utterance()
         if self._new < self.stats.step_s * SAMPLE_RATE:
             return pending
         if not self._new_speech:
             self.stats.skipped_silent += 1
             self._new = 0
-            if self._silence_s < cfg.flush_silence_s:
-                return pending
-            pending += self._flush()
-            self._drop_buffer()
             return pending
         out = pending + self._agree(self._decode())
         if self.buffer_s > cfg.max_buffer_s:
@@ -148,6 +157,13 @@ class StreamingAsr:
             self._drop_buffer()
         elif self.buffer_s > cfg.trim_s and self._committed_end:
             self._trim_to(self._committed_end)
+        return out
+
+    def _close_utterance(self) -> list[Word]:
+        """End of an utterance: decode the tail if it holds speech not yet decoded, commit everything."""
+        out = self._agree(self._decode()) if self._new and self._new_speech and len(self._buf) else []
+        out += self._flush()
+        self._drop_buffer()
         return out
 
     def finish(self) -> list[Word]:
@@ -215,5 +231,5 @@ class StreamingAsr:
         if self._buf_t0 is not None:
             self._buf_t0 += len(self._buf) * NS // SAMPLE_RATE
         self._buf = np.zeros(0, np.float32)
-        self._new, self._new_speech = 0, False
+        self._new, self._new_speech, self._has_speech = 0, False, False
         self._prev = []
