@@ -108,3 +108,32 @@ def virtual_mic() -> Iterator[VirtualMic]:
         if directory is not None:
             _script("stop", directory)
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def virtual_mic_or_skip() -> Iterator[VirtualMic]:
+    """The virtual microphone for a test; skips (with the reason) where PortAudio or PulseAudio is missing."""
+    import pytest
+
+    from edge.sources import SourceBackendError
+    from edge.sources.devices import import_sounddevice
+
+    try:
+        import_sounddevice()
+    except SourceBackendError as exc:
+        pytest.skip(f"no PortAudio for the microphone: {exc}")
+    try:
+        with virtual_mic() as running:
+            yield running
+    except PulseUnavailable as exc:
+        pytest.skip(f"no virtual microphone (PulseAudio cannot start): {exc}")
+
+
+def espeak_wav(path: Path, text: str, *args: str) -> Path:
+    """Speech synthesised by espeak-ng into `path` (extra espeak-ng args, e.g. "-s", "150"); skips without it."""
+    import pytest
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
+    subprocess.run(["espeak-ng", *args, "-w", str(path), text], check=True)
+    return path

@@ -5,7 +5,6 @@ runs, and what a real ZeroMQ subscriber receives checked: words, windows, schema
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -15,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from edge.publish import validate
-from edge.sources import SourceBackendError
 from tests.live_fixtures import REPO, Collector, free_endpoint, make_live_engines
-from tests.pulse import PulseUnavailable, VirtualMic, virtual_mic
+from tests.pulse import VirtualMic, espeak_wav, virtual_mic_or_skip
 
 pytestmark = pytest.mark.slow
 
@@ -34,26 +32,13 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def mic() -> Iterator[VirtualMic]:
-    try:
-        from edge.sources.devices import import_sounddevice
-
-        import_sounddevice()
-    except SourceBackendError as exc:
-        pytest.skip(f"no PortAudio for the microphone: {exc}")
-    try:
-        with virtual_mic() as running:
-            yield running
-    except PulseUnavailable as exc:
-        pytest.skip(f"no virtual microphone (PulseAudio cannot start): {exc}")
+    with virtual_mic_or_skip() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
-    path = tmp_path_factory.mktemp("speech") / "review.wav"
-    subprocess.run(["espeak-ng", "-s", "150", "-w", str(path), SENTENCE], check=True)
-    return path
+    return espeak_wav(tmp_path_factory.mktemp("speech") / "review.wav", SENTENCE, "-s", "150")
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout_s: float) -> bool:

@@ -4,7 +4,6 @@ ALSA `pulse` device chosen by name substring, live at 16 kHz."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,36 +19,22 @@ from edge.sources import (
     AudioWorker,
     ModalityState,
     ReadStatus,
-    SourceBackendError,
     WorkerConfig,
     list_devices,
     parse_mic,
 )
-from tests.pulse import SCRIPT, PulseUnavailable, VirtualMic, parse_env, virtual_mic
+from tests.pulse import SCRIPT, VirtualMic, espeak_wav, parse_env, virtual_mic_or_skip
 
 
 @pytest.fixture(scope="module")
 def mic() -> Iterator[VirtualMic]:
-    try:
-        from edge.sources.devices import import_sounddevice
-
-        import_sounddevice()
-    except SourceBackendError as exc:
-        pytest.skip(str(exc))
-    try:
-        with virtual_mic() as running:
-            yield running
-    except PulseUnavailable as exc:
-        pytest.skip(f"no virtual microphone: {exc}")
+    with virtual_mic_or_skip() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
-    path = tmp_path_factory.mktemp("speech") / "hello.wav"
-    subprocess.run(["espeak-ng", "-w", str(path), "hello world, this is the virtual microphone"], check=True)
-    return path
+    return espeak_wav(tmp_path_factory.mktemp("speech") / "hello.wav", "hello world, this is the virtual microphone")
 
 
 def rms(x: np.ndarray) -> float:
