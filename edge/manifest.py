@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+# A corrupt manifest cannot be updated in place: the build tool refuses to guess what it held.
+REBUILD_FROM_SCRATCH = (
+    "delete it and run `python tools/build_engine.py` (add `--checkpoint DIR` to rebuild the model too)"
+)
 _CHUNK = 1 << 20
 
 
@@ -263,7 +267,9 @@ def manifest_from_json(d: Mapping[str, Any]) -> Manifest:
     try:
         artifacts = tuple(artifact_from_json(a) for a in d.get("artifacts", ()))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ManifestError(f"malformed artifact entry: {exc!r}") from exc
+        raise ManifestError(
+            f"malformed artifact entry in the manifest ({exc!r}): {REBUILD_FROM_SCRATCH}"
+        ) from exc
     names = [a.name for a in artifacts]
     if len(set(names)) != len(names):
         raise ManifestError(f"duplicate artifact names in the manifest: {names}")
@@ -280,10 +286,12 @@ def load_manifest(path: str | os.PathLike[str], *, missing_ok: bool = False) -> 
         raise ManifestError(f"no manifest at {path}: run `python tools/build_engine.py`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise ManifestError(f"cannot read the manifest {path}: {exc}") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: truncated or overwritten
+        raise ManifestError(f"the manifest {path} is corrupt ({exc}): {REBUILD_FROM_SCRATCH}") from exc
     if not isinstance(data, dict):
-        raise ManifestError(f"manifest {path} is not a JSON object")
+        raise ManifestError(f"the manifest {path} is not a JSON object: {REBUILD_FROM_SCRATCH}")
     return manifest_from_json(data)
 
 

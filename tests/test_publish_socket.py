@@ -68,7 +68,7 @@ def test_every_message_validates_and_sequences_are_gap_free_per_topic() -> None:
     assert stats.published == {t: 20 for t in made} and sum(stats.dropped.values()) == 0
 
 
-def test_slow_subscriber_never_blocks_the_publisher_and_drops_are_counted() -> None:
+def test_slow_subscriber_never_blocks_the_publisher_and_overflows_are_counted() -> None:
     n = 10_000
     # 10k messages of ~3 kB outgrow every buffer between the sockets (HWMs, kernel socket buffers). Heartbeats
     # off, so the stalled subscriber stays connected for the whole burst.
@@ -84,39 +84,36 @@ def test_slow_subscriber_never_blocks_the_publisher_and_drops_are_counted() -> N
         burst.join(timeout=120)
         assert not burst.is_alive(), "publish() blocked on a subscriber that never reads"
         stats = pub.stats()
-        published, dropped = stats.published[TOPIC_SENTIMENT], stats.dropped[TOPIC_SENTIMENT]
-        assert published + dropped == n and dropped > 0
-        assert [r for r in results if r is not None] == list(range(published))
-        assert results.count(None) == dropped
+        assert results == list(range(n))  # every message uses up its number: a gap means a loss
+        assert stats.published[TOPIC_SENTIMENT] == n and stats.dropped[TOPIC_SENTIMENT] > 0
         seen = [m.payload["seq"] for m in drain(slow)]
-    assert seen == list(range(published))  # once it reads: every published message, gap-free
+    # once it reads: what it got, in order; what it missed is exactly the gaps
+    assert seen == sorted(set(seen)) and seen[0] == 0 and 0 < len(seen) < n
 
 
-def test_stalled_subscriber_is_cut_off_by_heartbeats_so_others_resume() -> None:
+def test_a_subscriber_that_never_reads_costs_the_others_nothing() -> None:
     message = example_sentiment(transcript="la " * 900)
-    config = PublisherConfig(
-        endpoint=ANY_PORT, validate_messages=False, heartbeat_ivl_ms=100, heartbeat_timeout_ms=300
-    )
+    # heartbeats off: the stalled subscriber stays connected (and full) for the whole test
+    config = PublisherConfig(endpoint=ANY_PORT, validate_messages=False, heartbeat_ivl_ms=0)
     with (
         Publisher(config) as pub,
         Subscriber(SubscriberConfig(endpoint=pub.endpoint, receive_hwm=8)),
         Subscriber(SubscriberConfig(endpoint=pub.endpoint)) as reader,
     ):
         assert pub.wait_for_subscribers(2, timeout_s=5)
-        for _ in range(10_000):  # ~30 MB: more than every buffer on the way to the stalled subscriber holds
-            pub.publish(message)
-        assert pub.stats().dropped[TOPIC_SENTIMENT] > 0
-        drain(reader, idle_s=0.1)
-        deadline = time.monotonic() + 10
-        got = []
-        while len(got) < 5 and time.monotonic() < deadline:
+        got: list[int] = []
+        deadline = time.monotonic() + 60
+        # in step with the reader (a live stream is a few messages a second, the reader always keeps up): publish
+        # until the stalled one has overflowed (its kernel buffers first) and then 200 more
+        overflowed_at = None
+        while (overflowed_at is None or len(got) < overflowed_at + 200) and time.monotonic() < deadline:
             seq = pub.publish(message)
-            msg = reader.receive(0.02)
-            if msg is not None:
-                got.append(msg.payload["seq"])
-            assert seq is None or msg is None or msg.payload["seq"] <= seq
-    assert len(got) == 5, "the reading subscriber stayed starved: the stalled one was never cut off"
-    assert got == list(range(got[0], got[0] + 5))
+            msg = reader.receive(2.0)
+            assert msg is not None and msg.payload["seq"] == seq, f"the reader lost message {seq} to the stalled one"
+            got.append(seq)
+            if overflowed_at is None and pub.stats().dropped[TOPIC_SENTIMENT]:
+                overflowed_at = len(got)
+        assert overflowed_at is not None, "the stalled subscriber never overflowed"
 
 
 def test_late_subscriber_gets_fresh_data_at_once() -> None:

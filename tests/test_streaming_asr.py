@@ -151,3 +151,14 @@ def test_finish_returns_the_words_its_last_decode_commits() -> None:
     assert _feed(asr, 1.0, 0) == []
     asr.insert_audio(np.zeros(SAMPLE_RATE // 2, np.float32), NS, speech_prob=0.9)  # under a step: no decode yet
     assert [w.text for w in asr.finish()] == ["a", "b", "c"]
+
+
+def test_a_repetitive_prompt_is_not_used() -> None:
+    from edge.asr.streaming import usable_prompt
+
+    said = "Set white with P2 soon."
+    assert usable_prompt(said) == said
+    assert usable_prompt("   ") is None
+    assert usable_prompt(" ".join([said] * 8)[-200:]) is None  # a looped clip, a speaker repeating a phrase
+    varied = "the quick brown fox jumps over the lazy dog while seven wizards quietly hex jumbled boxes"
+    assert usable_prompt(varied) == varied

@@ -91,7 +91,10 @@ def read_labels(path: Path, splits: tuple[str, ...]) -> list[ClipRow]:
                 raise DataError(f"{path} lacks column(s) {', '.join(missing)}: an MMSA label.csv has "
                                 f"{', '.join(LABEL_COLUMNS)}")
             rows = [_parse_row(r, i + 2, path) for i, r in enumerate(reader)]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+    except UnicodeDecodeError:
+        raise DataError(f"--labels {path} is not UTF-8 text ({_first_bad_byte(path)}): save it as UTF-8, e.g. "
+                        f"`iconv -f latin1 -t utf-8 {path} > labels-utf8.csv`") from None
+    except (OSError, csv.Error) as e:
         raise DataError(f"cannot read --labels {path}: {e}") from None
     seen: set[str] = set()
     for r in rows:
@@ -99,6 +102,17 @@ def read_labels(path: Path, splits: tuple[str, ...]) -> list[ClipRow]:
             raise DataError(f"{path}: clip {r.key} is listed twice: remove the duplicate row")
         seen.add(r.key)
     return [r for r in rows if r.split in splits]
+
+
+def _first_bad_byte(path: Path) -> str:
+    """Where a file stops being UTF-8 (the decoder's own offset is relative to the chunk it was reading)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        return f"byte {data[e.start]:#04x} on line {line}"
+    return "undecodable bytes"
 
 
 def _parse_row(r: dict[str, str], line: int, path: Path) -> ClipRow:

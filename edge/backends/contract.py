@@ -6,7 +6,8 @@ Mirrors `qamoe.export.INPUT_NAMES` / `OUTPUT_NAMES` (a test asserts they are equ
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from edge.backends.errors import REBUILD, IOContractError
 
@@ -44,4 +45,32 @@ def check_io_names(
         raise IOContractError(
             f"{source} breaks the QA-MoE I/O contract ({'; '.join(problems)}): it was not exported by "
             f"this qamoe-live; {REBUILD} --force --only model"
+        )
+
+
+def spec_input_shapes(feature_spec: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The non-batch shape of every model input under a feature spec (a `qamoe-feature-spec` dict, as the
+    manifest's `feature_spec` section holds it): `{s}_feats` (steps, columns), `{s}_mask` (steps,)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for s in STREAMS:
+        steps, dim = int(feature_spec[s]["max_steps"]), len(feature_spec[s]["columns"])
+        out[f"{s}_feats"], out[f"{s}_mask"] = (steps, dim), (steps,)
+    return out
+
+
+def check_io_shapes(
+    shapes: Mapping[str, tuple[int | str, ...]], expected: Mapping[str, tuple[int, ...]], *, source: str
+) -> None:
+    """Raise IOContractError when an input's fixed (non-batch) axes differ from `expected`; dynamic axes
+    (a name, or -1 as TensorRT reports them) match anything."""
+    wrong = []
+    for name, want in expected.items():
+        got = tuple(shapes.get(name, ()))[1:]
+        if len(got) != len(want) or any(isinstance(g, int) and g >= 0 and g != w for g, w in zip(got, want)):
+            wrong.append(f"{name} {list(got)} (needs {list(want)})")
+    if wrong:
+        raise IOContractError(
+            f"{source} takes inputs of other shapes than this qamoe-live's windows: {'; '.join(wrong)}: it was "
+            "exported for another window length or feature set; rebuild it from a checkpoint trained on "
+            "features of this qamoe-live: `python tools/build_engine.py --checkpoint DIR --force --only model`"
         )

@@ -11,11 +11,12 @@ provider on a GPU, else ORT on the CPU.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from edge.assets import default_engines_dir
 from edge.backends.base import Backend, BackendConfig
+from edge.backends.contract import check_io_shapes, spec_input_shapes
 from edge.backends.errors import (
     REBUILD,
     USE_ORT,
@@ -176,6 +177,24 @@ def open_backend(config: BackendConfig, *, env: Environment | None = None) -> Ba
             providers=sel.providers,
             trt_cache_dir=engines_dir / ".cache" / "ort-trt",
         )
-    if config.warmup_runs:
-        backend.warmup(config.warmup_runs)
+    try:
+        _check_shapes(backend, manifest.sections.get("feature_spec"), artifact.path)
+        if config.warmup_runs:
+            backend.warmup(config.warmup_runs)
+    except BaseException:
+        backend.close()
+        raise
     return backend
+
+
+def _check_shapes(backend: Backend, feature_spec: object, source: str) -> None:
+    """Refuse a model whose input shapes are not the windows this runtime makes, before it goes live (each
+    window would fail). The manifest's feature spec is the extractors' (the pipeline checks that digest)."""
+    if not isinstance(feature_spec, Mapping):
+        return
+    try:
+        expected = spec_input_shapes(feature_spec)
+    except (KeyError, TypeError, ValueError) as exc:  # malformed: the pipeline's spec check reports it
+        log.debug("feature_spec section unreadable (%r): input shapes not checked", exc)
+        return
+    check_io_shapes({t.name: t.shape for t in backend.io.inputs}, expected, source=source)

@@ -49,6 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CurveKeyError as exc:
         print(f"qamoe-keys: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # generate: DIRECTORY is a file or not writable; show: FILE unreadable
+        where, fix = (
+            (args.directory, "pass a directory you can write to")
+            if args.command == "generate"
+            else (args.file, "pass a readable .key or .key_secret file")
+        )
+        print(f"qamoe-keys: cannot use {where} ({exc.strerror or exc}): {fix}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

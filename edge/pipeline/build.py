@@ -59,6 +59,13 @@ class Components:
     def window_stage(self, t0_ns: int) -> WindowStage:
         return WindowStage(self.spec, self.text, self.backend, self.window_config, t0_ns)
 
+    def reset(self) -> None:
+        """Forget the previous stream (frame sampler, audio clock, ASR buffer), keeping the loaded models: one
+        process can run the pipeline again (tests, soak) without loading them twice."""
+        for stage in (self.vision, self.audio, self.asr):
+            if stage is not None:
+                stage.reset()
+
     def close(self) -> None:
         self.backend.close()
 

@@ -24,6 +24,7 @@ from edge.publish.messages import DeviceStatus, QueueStats
 from edge.sources import (
     AudioSource,
     AudioSourceConfig,
+    AudioSourceStats,
     AudioWorker,
     CameraUri,
     MicUri,
@@ -112,7 +113,11 @@ class LiveRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._errors: list[str] = []
-        self._ended = {"video": self.video is None, "audio": self.audio is None, "asr": comps.asr is None}
+        self._failed: dict[str, str] = {}  # thread name -> the error that ended it (health shows it)
+        self._frozen = False  # the latest camera frame repeats the picture before it
+        self._ended = {
+            "video": self.video is None, "audio": self.audio is None, "asr": comps.asr is None or mic is None
+        }
 
     # ------------------------------------------------------------------ threads
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
@@ -122,6 +127,7 @@ class LiveRuntime:
             except Exception as e:  # surfaced to the main loop: logged, counted, the rest keeps running
                 log.error("%s thread failed: %s", name, e, exc_info=log.isEnabledFor(logging.DEBUG))
                 self._errors.append(f"{name}: {type(e).__name__}: {e}")
+                self._failed[name] = f"{type(e).__name__}: {e}"
                 self._ended[name] = True
 
         t = threading.Thread(target=guarded, name=f"qamoe-{name}", daemon=True)
@@ -136,6 +142,7 @@ class LiveRuntime:
                 self.events.put(("samples", self.comps.vision.finish()))
                 break
             if frame.status is ReadStatus.OK:
+                self._frozen = frame.frozen
                 self.session.counters.tick("video")
                 if self.frame_sink is not None:
                     self.frame_sink.offer(frame)
@@ -214,20 +221,46 @@ class LiveRuntime:
             item = self.events.get(timeout_s=0.0) if not self.events._q.empty() else None
 
     def _health(self) -> None:
-        devices, queues = {}, {"events": self.events.stats(), "asr_audio": self.asr_q.stats()}
+        queues = {"events": self.events.stats(), "asr_audio": self.asr_q.stats(), "windows": self._window_stats()}
         if self.frame_sink is not None:
             queues["video_out"] = self.frame_sink.stats()
-        for role, worker in (("camera", self.video), ("microphone", self.audio)):
+        devices = {}
+        for role, thread, worker in (("camera", "vision", self.video), ("microphone", "audio", self.audio)):
             if worker is None:
                 continue
             st = worker.stats()
-            devices[role] = DeviceStatus(_STATE.get(st.state, "absent"), name=str(worker.source.uri)[:200])
+            devices[role] = self._device(role, thread, worker)
             queues[f"{role}_capture"] = QueueStats(
                 policy=st.drop_policy, depth=int(st.queue_depth), capacity=0, dropped=int(st.dropped)
             )
-        asr = self.comps.asr.asr.stats if self.comps.asr is not None else None
+            if isinstance(st.source, AudioSourceStats):  # samples lost before the worker's ring
+                queues["microphone_device"] = QueueStats("drop-oldest", 0, 0, st.source.ring_dropped_samples)
+                queues["microphone_gaps"] = QueueStats("device", 0, 0, st.source.gap_samples)
+        asr_stage = self.comps.asr if self.audio is not None else None
+        asr = asr_stage.asr.stats if asr_stage is not None else None
+        if asr_stage is not None:
+            failed = self._failed.get("asr") or asr_stage.last_error
+            devices["asr"] = DeviceStatus(
+                "absent" if failed else "ok", name="whisper",
+                detail=f"decode failed ({asr_stage.failures} so far): {failed}" if failed else None,
+            )  # fmt: skip
+            queues["asr_decode"] = QueueStats("drop_on_error", 0, 0, asr_stage.failures)
         rtf = asr.last_decode_s / asr.step_s if asr is not None and asr.step_s else None
         self.session.health(devices, queues, asr_lag_s=asr.lag_s if asr else None, real_time_factor=rtf)
+
+    def _device(self, role: str, thread: str, worker: VideoWorker | AudioWorker) -> DeviceStatus:
+        name = str(worker.source.uri)[:200]
+        if thread in self._failed:  # the device may be fine, but nothing it delivers is used any more
+            return DeviceStatus("absent", name=name, detail=f"{thread} processing failed: {self._failed[thread]}")
+        state = _STATE.get(worker.state, "absent")
+        if state == "ok" and role == "camera" and self._frozen:
+            return DeviceStatus("absent", name=name, detail="frozen: the camera repeats the same picture")
+        return DeviceStatus(state, name=name, detail=worker.detail if state != "ok" else None)
+
+    def _window_stats(self) -> QueueStats:
+        """Windows that fell so far behind that they were skipped (never published: no sequence number)."""
+        assembler = self.session.windows.assembler
+        return QueueStats("skip_oldest", 0, assembler.config.max_pending_windows, assembler.dropped_windows)
 
     def shutdown(self, timeout_s: float = 1.5) -> None:
         """Stop every thread; bounded in time (the workers' reads time out within 0.5 s)."""

@@ -125,13 +125,17 @@ class Session:
         asr_lag_s: float | None = None,
         real_time_factor: float | None = None,
     ) -> None:
+        messages = self.publisher.stats()
+        # the subscribers as a queue: depth = connected now, dropped = connections closed (a subscriber that
+        # stops reading is cut off by heartbeats after ~3 s and reconnects by itself; what it missed is its gap)
+        subscribers = QueueStats("heartbeat_cutoff", messages.connected, 0, messages.disconnected)
         stats = HealthStats(
             source_id=self.source_id,
             uptime_s=time.monotonic() - self.counters.started_mono,
             fps={k: self.counters.rate(k) for k in self.counters.fps},
-            queues=dict(queues),
+            queues={**queues, "subscribers": subscribers},
             devices=dict(devices),
-            messages=self.publisher.stats(),
+            messages=messages,
             asr_lag_s=asr_lag_s,
             real_time_factor=real_time_factor,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,12 @@ class StreamSample:
 class VisionStage:
     def __init__(self, extractor: VisualFeatureExtractor, rate_hz: float) -> None:
         self.extractor = extractor
+        self.rate_hz = rate_hz
         self.sampler: FrameSampler[VideoFrame] = FrameSampler(rate_hz)
+        self.frozen_frames = 0
+
+    def reset(self) -> None:
+        self.sampler = FrameSampler(self.rate_hz)
         self.frozen_frames = 0
 
     def push(self, frame: VideoFrame) -> list[StreamSample]:
@@ -78,6 +83,10 @@ class AudioStage:
         self._vad = extractor.names.index(VAD_COLUMN)
         self._started = False
 
+    def reset(self) -> None:
+        """Start a new stream: the extractor's clock is re-anchored at the next chunk."""
+        self._started = False
+
     def push(self, chunk: AudioChunk) -> tuple[list[StreamSample], float | None]:
         """Feature frames completed by this chunk, and their mean speech probability (None: no frame yet)."""
         if chunk.status is not ReadStatus.OK or chunk.samples is None or len(chunk.samples) == 0:
@@ -98,26 +107,60 @@ class AudioStage:
         if len(frames) == 0:
             return [], None
         out = [StreamSample("audio", int(t), v, True) for t, v in zip(frames.t_ns, frames.values, strict=True)]
-        return out, float(np.mean(frames.values[:, self._vad]))
+        speech = float(np.mean(frames.values[:, self._vad]))
+        # a broken VAD output says nothing about speech: None lets the ASR decide (its own guards drop silence)
+        return out, speech if math.isfinite(speech) else None
 
 
 class AsrStage:
-    """Feeds the streaming ASR; `speech_prob` is the VAD's verdict on the latest audio (None: unknown yet)."""
+    """Feeds the streaming ASR; `speech_prob` is the VAD's verdict on the latest audio (None: unknown yet).
+
+    A decode that raises must not end the transcript for good: the failure is logged and counted, the ASR's
+    buffer (the audio of the utterance in progress, whose words are lost) is dropped and counted, and the next
+    chunk starts afresh. `last_error` stays set until a decode succeeds again (health shows it)."""
 
     def __init__(self, asr: StreamingAsr) -> None:
         self.asr = asr
         self._last_speech: float | None = None
+        self.failures = 0
+        self.dropped_s = 0.0  # audio discarded with failed decodes
+        self.last_error: str | None = None
 
     def push(self, chunk: AudioChunk, speech_prob: float | None) -> list[Word]:
         if chunk.status is not ReadStatus.OK or chunk.samples is None or len(chunk.samples) == 0:
             return []
-        if speech_prob is not None:
+        if speech_prob is not None and math.isfinite(speech_prob):
             self._last_speech = speech_prob
+        return self._guarded(lambda: self._step(chunk))
+
+    def _step(self, chunk: AudioChunk) -> list[Word]:
         self.asr.insert_audio(chunk.samples, chunk.t_ns, speech_prob=self._last_speech)
-        return self.asr.process()
+        decodes = self.asr.stats.transcriptions
+        words = self.asr.process()
+        if self.asr.stats.transcriptions > decodes:
+            self.last_error = None
+        return words
 
     def finish(self) -> list[Word]:
-        return self.asr.finish()
+        return self._guarded(self.asr.finish)
+
+    def reset(self) -> None:
+        self.asr.reset()
+        self._last_speech = None
+
+    def _guarded(self, step: Callable[[], list[Word]]) -> list[Word]:
+        try:
+            return step()
+        except Exception as e:  # one failed decode must not end the transcript: drop its audio, count, go on
+            self.failures += 1
+            self.dropped_s += self.asr.buffer_s
+            self.last_error = f"{type(e).__name__}: {e}"
+            log.warning(
+                "ASR decode failed (%s): %.1f s of audio dropped, starting afresh (%d failures so far)",
+                self.last_error, self.asr.buffer_s, self.failures, exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            self.asr.reset()
+            return []
 
 
 @dataclass

@@ -154,7 +154,11 @@ class VideoOut:
                 log.warning("no video frame reached the writer: %s not written", self.config.path)
             return None
         try:
+            _verify(tmp, self.frames_written)
             os.replace(tmp, self.config.path)  # type: ignore[arg-type]
+        except OutputError as e:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.config.path}: {e}; nothing was written") from None
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {self.config.path}: {e.strerror}") from e
@@ -247,6 +251,24 @@ class VideoOut:
             self._writer.write(image)
             self.frames_written += 1
         self._held.clear()
+
+
+def _verify(path: Path, frames: int) -> None:
+    """Raise OutputError unless `path` is a readable video of `frames` frames. OpenCV's writer reports no write
+    error (a full disk or a file-size limit leaves a truncated, unplayable file behind it), so the file is
+    read back before it replaces the target. PyAV, not OpenCV: its FFmpeg logging is off, so a broken file
+    costs no lines on stderr."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            found = container.streams.video[0].frames if container.streams.video else 0
+    except (av.error.FFmpegError, OSError) as e:
+        raise OutputError(
+            f"the file could not be completed ({type(e).__name__}: a full disk or a file-size limit?)"
+        ) from None
+    if found < frames:
+        raise OutputError(f"only {found} of {frames} frames reached the file (a full disk or a file-size limit?)")
 
 
 def _reserve(path: Path) -> Path:

@@ -69,11 +69,10 @@ class PublisherConfig:
     curve_server_secret_key_file  this publisher's CURVE secret certificate (`qamoe-keys generate`)
     curve_allowed_clients_dir     directory of client public certificates (*.key); only those may subscribe
     validate_messages  check every payload against its JSON Schema before sending (about 0.1-0.3 ms each)
-    block_ms        0 (live): a full subscriber queue drops the message at once. > 0 (fast replay, where no
-                    clock is waiting): wait up to this long for the subscriber to catch up before dropping
-    heartbeat_ivl_ms, heartbeat_timeout_ms  ZMTP heartbeats: a subscriber that stops reading stops answering
-                    them and is disconnected after about ivl + timeout, so it cannot hold the others back
-                    longer (0 ivl turns heartbeats off)
+    block_ms        0 (live): a subscriber whose queue is full misses the message at once (the others get it).
+                    > 0 (fast replay, where no clock is waiting): first wait up to this long for it to catch up
+    heartbeat_ivl_ms, heartbeat_timeout_ms  ZMTP heartbeats: a subscriber that stops answering them (a dead
+                    peer, a frozen process) is disconnected after about ivl + timeout (0 ivl turns them off)
     """
 
     endpoint: str = DEFAULT_ENDPOINT

@@ -98,11 +98,14 @@ class DeviceStatus:
 
 @dataclass(frozen=True)
 class PublishStats:
-    """Per-topic counts from `Publisher.stats()`: messages handed to the socket, and of those how many at least one
-    subscriber missed because its queue was full."""
+    """Per-topic counts from `Publisher.stats()`: messages published (= the next seq), and of those how many a
+    subscriber's full queue refused (each is at least one message that subscriber missed; it sees every message it
+    missed as a gap in `seq`)."""
 
     published: Mapping[str, int] = field(default_factory=dict)
     dropped: Mapping[str, int] = field(default_factory=dict)
+    connected: int = 0  # subscriber connections open now
+    disconnected: int = 0  # connections closed since start: cut off by heartbeats (stalled), crashed, or left
 
 
 @dataclass(frozen=True)

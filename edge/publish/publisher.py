@@ -1,13 +1,19 @@
-"""The ZeroMQ publisher: multipart `[topic, JSON]`, never blocking, gap-free sequence numbers, counted drops.
+"""The ZeroMQ publisher: multipart `[topic, JSON]`, never blocking, gap-free sequence numbers, counted overflows.
 
-Why an XPUB socket with XPUB_NODROP rather than a plain PUB: a PUB socket drops silently, per subscriber, when that
-subscriber's queue is full, so the publisher could neither count drops nor keep sequence numbers meaningful. With
-NODROP, a non-blocking send into a full queue fails with EAGAIN instead: the message is dropped for everyone,
-counted, and does not use up a sequence number, so every subscriber sees the same gap-free stream and health tells
-how many were lost. The price is that one stalled subscriber holds back all of them; ZMTP heartbeats bound that:
-a subscriber that stops reading stops answering pings and is disconnected after about heartbeat_ivl_ms +
-heartbeat_timeout_ms (it reconnects by itself and gets fresh data). XPUB also reports subscriptions, which
+A slow subscriber must never stall inference or the other subscribers, and the publisher must know when one falls
+behind. A plain PUB socket gives the first and hides the second (it drops silently, per subscriber). So the socket
+is an XPUB with XPUB_NODROP set: a non-blocking send into a subscriber queue that is full fails with EAGAIN, which
+is how an overflow is detected; the same message is then sent again with NODROP off for that one send, so that
+every subscriber with room gets it and only the full one misses it. The overflow is counted in `stats().dropped`.
+ZeroMQ then skips that subscriber's queue until it has drained to its low-water mark; the messages it misses
+meanwhile are not visible to the publisher, but every message uses up a sequence number, so that subscriber sees
+exactly what it lost as a gap in `seq`, while everyone who keeps up sees a gap-free stream. ZMTP heartbeats also
+disconnect a subscriber that stops answering (a dead peer, a frozen process) after about heartbeat_ivl_ms +
+heartbeat_timeout_ms; it reconnects by itself and gets fresh data. XPUB also reports subscriptions, which
 `wait_for_subscribers` uses against ZeroMQ's slow-joiner effect.
+
+Why not keep NODROP's "drop for everyone" (the previous design): one subscriber that never reads then made every
+other subscriber lose messages until a heartbeat cut it off (about 3 s per stall, repeated after each reconnect).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from edge.publish import curve
 from edge.publish.config import PublisherConfig, exposure_warning
@@ -47,9 +54,12 @@ class Publisher:
         self._context = zmq.Context()
         self._auth = None
         self._socket = self._context.socket(zmq.XPUB)
+        self._monitor: zmq.Socket | None = None
+        self._peers = Counter[str]()  # connections accepted / closed (cut off by heartbeats, crashed or left)
         try:
             self._configure_socket()
             self.endpoint = self._bind()
+            self._monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         except BaseException:
             self._teardown(linger_ms=0)
             raise
@@ -94,9 +104,10 @@ class Publisher:
         if warning is not None:
             log.warning("%s", warning)
 
-    def publish(self, message: Message) -> int | None:
-        """Send one message without blocking; returns its sequence number on its topic, or None when it was
-        dropped because a subscriber's queue is full (counted in `stats().dropped`; the number is not used up).
+    def publish(self, message: Message) -> int:
+        """Send one message without blocking and return its sequence number on its topic. Every message uses up
+        a number: a subscriber whose queue is full misses it (counted in `stats().dropped`, seen by that
+        subscriber as a gap in `seq`); the others get it.
 
         Raises MessageError/SchemaValidationError for a malformed message (no sequence number is used) and
         PublishError once closed."""
@@ -112,18 +123,16 @@ class Publisher:
             seq = self._next_seq[message.topic]
             payload["seq"] = seq
             try:
-                sent = self._send(topic, _encode(payload))
+                if not self._send(topic, _encode(payload)):
+                    self._dropped[message.topic] += 1
+                    self._warn_drops()
             except zmq.ZMQError as exc:
                 raise PublishError(
                     f"sending on {self.endpoint} failed: {exc}; restart the publisher"
                 ) from exc
-            if sent:
-                self._next_seq[message.topic] = seq + 1
-            else:
-                self._dropped[message.topic] += 1
-                self._warn_drops()
+            self._next_seq[message.topic] = seq + 1
             self._drain_subscriptions()
-        return seq if sent else None
+        return seq
 
     @staticmethod
     def _envelope(message: Message) -> dict[str, Any]:
@@ -137,15 +146,28 @@ class Publisher:
         }
 
     def _send(self, topic: bytes, data: bytes) -> bool:
-        """True if queued for every subscriber; False (nothing sent) if any subscriber's queue is full."""
-        try:
-            self._socket.send_multipart([topic, data], flags=zmq.NOBLOCK)
+        """Queue the message for every subscriber with room. True if all had room; False if one was full: it
+        misses this message, the others get it."""
+        frames = [topic, data]
+        if self._try_send(frames):
             return True
-        except zmq.Again:
-            if self.config.block_ms <= 0 or not self._socket.poll(self.config.block_ms, zmq.POLLOUT):
-                return False
-        try:  # writable again within block_ms (fast replay): send what was waiting
-            self._socket.send_multipart([topic, data], flags=zmq.NOBLOCK)
+        if self.config.block_ms > 0:  # fast replay: no clock is waiting, give the subscriber time to catch up
+            # (poll(POLLOUT) cannot tell: an XPUB socket always reports itself writable)
+            deadline = time.monotonic() + self.config.block_ms / 1000
+            while time.monotonic() < deadline:
+                time.sleep(0.002)
+                if self._try_send(frames):
+                    return True
+        self._socket.setsockopt(zmq.XPUB_NODROP, 0)
+        try:  # lossy for this one send: ZeroMQ skips the full queue(s) and delivers to the rest
+            self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
+        finally:
+            self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+        return False
+
+    def _try_send(self, frames: list[bytes]) -> bool:
+        try:
+            self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
             return True
         except zmq.Again:
             return False
@@ -155,9 +177,16 @@ class Publisher:
         if now - self._last_drop_warning >= DROP_WARN_INTERVAL_S:
             self._last_drop_warning = now
             log.warning(
-                "a subscriber is not keeping up: it misses messages (%d dropped so far, counted in health)",
+                "a subscriber is not keeping up: it misses messages (%d overflows so far, counted in health; "
+                "the others are not affected)",
                 sum(self._dropped.values()),
             )
+
+    def _drain_events(self) -> None:
+        """Count connections from the socket monitor (inproc, never blocks)."""
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            self._peers["accepted" if event == zmq.EVENT_ACCEPTED else "closed"] += 1
 
     def _drain_subscriptions(self) -> None:
         """Read (un)subscription notices; unread, they would pile up inside the socket."""
@@ -184,11 +213,16 @@ class Publisher:
             time.sleep(0.005)
 
     def stats(self) -> PublishStats:
-        """Per-topic messages published and, of those, missed by at least one (slow) subscriber."""
+        """Per-topic messages published (= the next seq) and, of those, how many a subscriber's full queue refused;
+        subscribers connected now and connections closed since start."""
         with self._lock:
+            if not self._closed:
+                self._drain_events()
             return PublishStats(
                 published={t: self._next_seq[t] for t in TOPICS},
                 dropped={t: self._dropped[t] for t in TOPICS},
+                connected=max(0, self._peers["accepted"] - self._peers["closed"]),
+                disconnected=self._peers["closed"],
             )
 
     def close(self) -> None:
@@ -201,6 +235,10 @@ class Publisher:
         log.info("publisher on %s closed", getattr(self, "endpoint", self.config.endpoint))
 
     def _teardown(self, linger_ms: int) -> None:
+        if self._monitor is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
         self._socket.close(linger=linger_ms)
         if self._auth is not None:
             self._auth.stop()

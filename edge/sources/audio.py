@@ -9,7 +9,11 @@ callback (minus the reported input latency) and re-anchored after a gap (overflo
 A device that delivers nothing for `stall_s` reads as ERROR (its owner reopens it).
 
 Files (WAV or any media FFmpeg reads, e.g. the audio track of an MPEG): decoded lazily with PyAV, resampled to
-16 kHz mono, and replayed on the media clock (real time or fast; see `edge.sources.replay`).
+16 kHz mono, and replayed on the media clock (real time or fast; see `edge.sources.replay`). Supported: any sample
+format FFmpeg decodes (8/16/24/32-bit integer, float, double), 8-384 kHz, 1-8 channels (mixed down). Refused at
+open, with the conversion to run: a lower rate (below telephone band, speech is not intelligible to the ASR), more
+channels (no standard layout to mix down), or a file whose first audio frame does not decode (truncated, corrupt,
+or empty).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from edge.sources.uri import MicKind, MicUri
 logger = logging.getLogger(__name__)
 
 _RESYNC_NS = 20_000_000  # re-anchor the sample clock when the callback's stamp is off by more than this
+FILE_RATES_HZ = (8_000, 384_000)  # sample rates a file may have (resampled to 16 kHz)
+FILE_MAX_CHANNELS = 8  # up to 7.1; mixed down to mono
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class AudioSourceStats:
     device_overflows: int = 0  # PortAudio reported input overflow (samples lost before our callback)
     ring_dropped_samples: int = 0  # dropped by our ring (reader too slow), at the capture rate
     clock_resyncs: int = 0
+    gap_samples: int = 0  # at 16 kHz: lost before our callback (xruns, a stalled process), from the clock gaps
     capture_rate: int = SAMPLE_RATE
 
     def snapshot(self) -> AudioSourceStats:
@@ -92,6 +99,22 @@ class StreamResampler:
         frame = self._av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
         frame.sample_rate = self.rate_in
         return _frames_to_mono(self._resampler.resample(frame))
+
+
+def _check_file_format(path: object, codec: Any) -> None:
+    """Refuse (SourceOpenError naming the conversion) a rate or channel count outside what files may have."""
+    rate, channels = int(codec.sample_rate or 0), int(codec.channels or 0)
+    convert = f"convert it: `ffmpeg -i {path} -ac 1 -ar 16000 out.wav`"
+    if not FILE_RATES_HZ[0] <= rate <= FILE_RATES_HZ[1]:
+        raise SourceOpenError(
+            f"--mic {path}: {rate} Hz audio is not supported (files may have "
+            f"{FILE_RATES_HZ[0]}-{FILE_RATES_HZ[1]} Hz; it is resampled to {SAMPLE_RATE}); {convert}"
+        )
+    if not 1 <= channels <= FILE_MAX_CHANNELS:
+        raise SourceOpenError(
+            f"--mic {path}: {channels} audio channels are not supported (files may have 1-{FILE_MAX_CHANNELS},"
+            f" mixed down to mono); {convert}"
+        )
 
 
 def _frames_to_mono(frames: list[Any]) -> np.ndarray:
@@ -207,6 +230,7 @@ class AudioSource:
             # one by more than _RESYNC_NS means samples were lost (re-anchor, leaving a gap in the timeline).
             if t_first - expected > _RESYNC_NS:
                 self.stats.clock_resyncs += 1
+                self.stats.gap_samples += (t_first - expected) * SAMPLE_RATE // 1_000_000_000
             else:
                 t_first = expected
         self._next_t_ns = t_first + samples_to_ns(frames, ring.rate)
@@ -233,6 +257,8 @@ class AudioSource:
     def _open_file(self) -> None:
         assert self.uri.path is not None
         path = self.uri.path
+        if path.is_dir():
+            raise SourceOpenError(f"--mic {path} is a directory: pass a media file inside it")
         if not path.is_file():
             raise SourceNotFoundError(f"--mic {path}: no such file; {audio_inputs_hint()}")
         try:
@@ -250,11 +276,28 @@ class AudioSource:
         if not self._container.streams.audio:
             self.close()
             raise SourceOpenError(f"--mic {path}: the file has no audio track; pass a file with sound")
+        try:
+            _check_file_format(path, self._container.streams.audio[0].codec_context)
+        except SourceOpenError:
+            self.close()
+            raise
         self._decoded = self._decode(self._container)
+        self._buf, self._eof = np.zeros(0, np.float32), False
+        try:
+            self._fill(1)  # decode the first frame now: a corrupt or empty file fails here, not mid-run
+        except (av.error.FFmpegError, OSError) as exc:
+            self.close()
+            raise SourceOpenError(
+                f"--mic {path}: the audio track does not decode ({exc}); re-encode it: "
+                f"`ffmpeg -i {path} -ac 1 -ar 16000 out.wav`"
+            ) from exc
+        if self._buf.shape[0] == 0:
+            self.close()
+            raise SourceOpenError(f"--mic {path}: the audio track holds no samples; pass a file with sound")
         if self.stats.chunks:  # a reopen after a failure: the timeline moves on
             self._clock.resume_after_gap()
         self._clock.start()
-        self._buf, self._pass_samples, self._eof, self._ended = np.zeros(0, np.float32), 0, False, False
+        self._pass_samples, self._ended = 0, False
         logger.info("audio file %s open", path)
 
     @staticmethod

@@ -141,6 +141,8 @@ class VideoSource:
             self._clock.start()
         self._index, self._pending, self._ended, self._stalled = 0, None, False, False
         self._frozen.reset()
+        if self.uri.is_file:
+            self._pending = self._first_frame()
         logger.info("video source %s open (%s, %.3g fps)", self.uri, self._cap.getBackendName(), fps)
 
     def close(self) -> None:
@@ -159,6 +161,19 @@ class VideoSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _first_frame(self) -> np.ndarray:
+        """Decode a file's first picture at open, so a file that opens but holds no decodable video (truncated,
+        corrupt, audio only) is refused with the fix instead of running without vision."""
+        assert self._cap is not None
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            self.close()
+            raise SourceOpenError(
+                f"--camera {self.uri}: no video frame decodes (truncated, corrupt or audio only); re-encode it "
+                f"(e.g. `ffmpeg -i {self.uri} -c:v libx264 out.mp4`), or pass --camera none"
+            )
+        return image
+
     def _check_exists(self) -> None:
         uri = self.uri
         if uri.kind in (CameraKind.FILE, CameraKind.DEVICE):
@@ -166,6 +181,8 @@ class VideoSource:
             if not uri.path.exists():
                 what = "no such file" if uri.is_file else "no such device"
                 raise SourceNotFoundError(f"--camera {uri}: {what}; {cameras_hint()}")
+            if uri.is_file and uri.path.is_dir():
+                raise SourceOpenError(f"--camera {uri} is a directory: pass a video file inside it")
         if uri.kind is CameraKind.INDEX and sys.platform.startswith("linux"):
             import os
 

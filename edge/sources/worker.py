@@ -2,9 +2,9 @@
 through a bounded buffer with a named drop policy (video: latest frame wins; audio: a ring sized in seconds).
 
 A source that fails while running (ERROR, or `stall_timeouts` TIMEOUTs in a row from a live device) is closed
-and reopened with capped exponential backoff (0.25 s doubling to 4 s); meanwhile the worker's `state` is
-ABSENT
-and `get()` returns ERROR statuses, never raises. The first good read after a reopen makes it LIVE again.
+and reopened with capped exponential backoff (0.25 s doubling to 1 s: a device that returns is back within about
+a second, and a reopen attempt costs little); meanwhile the worker's `state` is ABSENT, `detail` says why, and
+`get()` returns ERROR statuses, never raises. The first good read after a reopen makes it LIVE again.
 The consumer-side `state` is also ABSENT when nothing good arrived for `absent_after_s` (a read stuck in a
 driver cannot report itself). An unexpected exception on the thread is logged with traceback, kept in
 `error` for the supervisor, and leaves the modality ABSENT.
@@ -44,11 +44,12 @@ class ModalityState(enum.Enum):
 class WorkerConfig:
     read_timeout_s: float = 0.5  # per source read; also bounds how long stop() waits for the thread
     backoff_initial_s: float = 0.25
-    backoff_max_s: float = 4.0
+    backoff_max_s: float = 1.0  # bounds the time from a device's return to its first frame
     backoff_factor: float = 2.0
     stall_timeouts: int = 4  # consecutive TIMEOUTs from a live source that count as a failure
     absent_after_s: float = 2.0  # no good read for this long reads as ABSENT on the consumer side
     audio_ring_s: float = 10.0  # the audio hand-off ring
+    warn_every_s: float = 30.0  # while a source stays unavailable, repeat the warning this often
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.read_timeout_s <= 1.5:
@@ -57,8 +58,8 @@ class WorkerConfig:
             )
         if not 0 < self.backoff_initial_s <= self.backoff_max_s or self.backoff_factor < 1:
             raise SourceConfigError("need 0 < backoff_initial_s <= backoff_max_s and backoff_factor >= 1")
-        if self.stall_timeouts < 1 or self.absent_after_s <= 0 or self.audio_ring_s <= 0:
-            raise SourceConfigError("stall_timeouts must be >= 1; absent_after_s and audio_ring_s > 0")
+        if self.stall_timeouts < 1 or min(self.absent_after_s, self.audio_ring_s, self.warn_every_s) <= 0:
+            raise SourceConfigError("stall_timeouts must be >= 1; absent_after_s, audio_ring_s, warn_every_s > 0")
 
 
 class Backoff:
@@ -125,6 +126,8 @@ class _CaptureWorker(Generic[T]):
         self._last_ok = time.monotonic()
         self._need_reopen = False
         self._counts = collections.Counter[str]()
+        self._why: str | None = None  # why the source was last declared failed (health's detail)
+        self._last_warning = float("-inf")
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -152,6 +155,20 @@ class _CaptureWorker(Generic[T]):
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def detail(self) -> str | None:
+        """Why the modality is not live (None when it is), for health messages."""
+        state = self.state
+        if state is ModalityState.ABSENT:
+            if self.error is not None:
+                return f"capture failed: {type(self.error).__name__}: {self.error}"
+            if self._state is not ModalityState.ABSENT:
+                return f"no data for more than {self.config.absent_after_s:g} s"
+            return f"{self._why or 'unavailable'}; reconnecting (next try within {self._backoff.upcoming_s:.2g} s)"
+        if state is ModalityState.ENDED:
+            return "end of file"
+        return None
 
     @property
     def state(self) -> ModalityState:
@@ -212,6 +229,7 @@ class _CaptureWorker(Generic[T]):
     def _fail(self, why: str) -> None:
         self._counts["failures"] += 1
         self._counts["timeouts_in_row"] = 0
+        self._why = why
         logger.warning(
             "%s source %s failed (%s): marked absent, reconnecting", self.modality, self.source.uri, why
         )
@@ -229,8 +247,11 @@ class _CaptureWorker(Generic[T]):
         try:
             self._reopen()
         except SourceError as exc:
-            # warn on the first failed try and then once per capped period, not at every try
-            loud = delay >= self.config.backoff_max_s or self._counts["reopen_attempts"] == 1
+            # warn on the first failed try and then once per warn_every_s, not at every try
+            now = time.monotonic()
+            loud = now - self._last_warning >= self.config.warn_every_s
+            if loud:
+                self._last_warning = now
             (logger.warning if loud else logger.debug)(
                 "%s source still unavailable (next try in %.2g s): %s",
                 self.modality,
@@ -239,6 +260,7 @@ class _CaptureWorker(Generic[T]):
             )
             return
         self._need_reopen = False
+        self._last_warning = float("-inf")
         logger.info("%s source %s reopened", self.modality, self.source.uri)
 
     def _reopen(self) -> None:

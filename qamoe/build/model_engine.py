@@ -111,6 +111,10 @@ def weights_hash(checkpoint: Path) -> str:
     return sha256_file(path)
 
 
+def _file_hash(path: Path) -> str | None:
+    return sha256_file(path) if path.is_file() else None
+
+
 def spec_digest(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(dict(spec), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -175,6 +179,8 @@ class ModelStage:
         payload = {
             "recipe": RECIPE,
             "model_hash": weights_hash(self.config.checkpoint),
+            # config.json too: a damaged or edited config must not read as "up to date"
+            "checkpoint_config": _file_hash(self.config.checkpoint / "config.json"),
             "config": {k: str(v) for k, v in sorted(self.config.__dict__.items()) if k != "checkpoint"},
             "tensorrt": env.tensorrt_version if self.config.build_plan else None,
             "gpu": env.gpu.describe() if env.gpu and self.config.build_plan else None,

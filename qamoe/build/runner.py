@@ -84,6 +84,7 @@ class ArtifactCheck:
     name: str
     path: str
     problems: tuple[Problem, ...]
+    stage: str = ""  # the build stage that writes it (what `--only` rebuilds)
 
     @property
     def ok(self) -> bool:
@@ -152,7 +153,8 @@ def check(engines_dir: Path, names: Sequence[str] | None = None) -> list[Artifac
             )
     sub = dataclasses.replace(manifest, artifacts=chosen)
     problems = verify(sub, engines_dir)
-    return [ArtifactCheck(a.name, a.path, tuple(p for p in problems if p.artifact == a.name)) for a in chosen]
+    return [ArtifactCheck(a.name, a.path, tuple(p for p in problems if p.artifact == a.name), a.stage)
+            for a in chosen]
 
 
 # ---------------------------------------------------------------- helpers for stages
