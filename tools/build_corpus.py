@@ -41,12 +41,21 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from edge.features.corpus import CorpusConfig, CorpusConfigError, with_asr_twins
+from edge.features.corpus import (
+    ASR_SPLIT,
+    RAW_SPLITS,
+    RAW_SUFFIX,
+    SPLITS,
+    CorpusConfig,
+    CorpusConfigError,
+    with_asr_twins,
+    with_raw_twins,
+)
 from edge.features.facebank import FaceBankConfigError, PairingConfig
 from edge.features.spec import default_feature_spec
 from qamoe.errors import ConfigError
 from qamoe.provenance import git_commit
-from tools._corpus_io import DATASETS, RunInfo, Tally, build, face_bank, read_rows, write_record
+from tools._corpus_io import DATASETS, RunInfo, Tally, build, face_bank, raw_banks, read_rows, write_record
 from tools._extract_io import ShardSet, add_shard_args, check_run_options, make_extractors, run_tool
 
 
@@ -62,6 +71,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--p-agree", type=float, default=0.6, help="P(vision window drawn from the label's class)")
     p.add_argument("--no-face-fraction", type=float, default=0.1, help="share of samples without a face")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--raw-train-fraction", type=float, default=0.0,
+                   help="share of train rows with a raw-media-corrupted twin (split train_raw)")
+    p.add_argument("--raw-test", action="store_true", help="also write a test_raw split (raw corruptions)")
+    p.add_argument("--splits", default="test,valid,train,train_raw,test_raw,test_asr",
+                   help="which splits to build, in this order (test_asr needs --asr-test, test_raw --raw-test)")
     p.add_argument("--limit", type=int, help="at most N new samples per dataset and split in this run")
     add_shard_args(p, "samples")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -81,10 +95,14 @@ def build_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"{e}: pass --p-agree / --no-face-fraction in [0, 1]") from None
     try:
         config = CorpusConfig(seed=args.seed, asr_fraction=args.asr_fraction, asr_test=args.asr_test,
-                              pairing=pairing)
+                              raw_train_fraction=args.raw_train_fraction, raw_test=args.raw_test, pairing=pairing)
     except CorpusConfigError as e:
         raise ConfigError(str(e)) from None
-    args.datasets, args.config = datasets, config
+    splits = tuple(s.strip().lower() for s in args.splits.split(",") if s.strip())
+    known = (*SPLITS, *RAW_SPLITS.values(), ASR_SPLIT)
+    if not splits or any(s not in known for s in splits):
+        raise ConfigError(f"--splits {args.splits!r}: use a comma-separated subset of {','.join(known)}")
+    args.datasets, args.config, args.splits = datasets, config, splits
 
 
 def report(tally: Tally, out: Path) -> str:
@@ -103,16 +121,20 @@ def main(args: argparse.Namespace) -> int:
     build_options(args)
     config, spec = args.config, default_feature_spec()
     rows = with_asr_twins([r for d in args.datasets for r in read_rows(args.data, d)], config.asr_test)
+    rows = with_raw_twins(rows, config)
+    rows = [r for s in args.splits for r in rows if r.split == s]  # evaluation folds first by default
     args.out.mkdir(parents=True, exist_ok=True)
     make_extractors(False, spec)  # fail early, with the fix, when the engines are not built
     index = face_bank(args.out, args.grid, config.bank)
-    construction = {k: v for k, v in config.to_dict().items() if k != "asr_test"}  # additive split
+    additive = ("asr_test", "raw_train_fraction", "raw_test")  # twins: more rows, the same rows unchanged
+    construction = {k: v for k, v in config.to_dict().items() if k not in additive}
+    banks = raw_banks(args.out, args.grid, config.bank) if any(r.key.endswith(RAW_SUFFIX) for r in rows) else None
     check_run_options(args.out, {"construction": construction, "bank_key": index.bank.key,
                                  "shard_size": args.shard_size, "feature_spec_digest": spec.digest})
     created_by = f"tools/build_corpus.py git {git_commit()} (seed={args.seed}; docs/CORPUS.md)"
     shards = ShardSet(args.out, spec, shard_size=args.shard_size, checkpoint_every=args.checkpoint_every,
                       created_by=created_by)
-    tally = build(args.out, rows, shards, index, config, workers=args.workers, limit=args.limit)
+    tally = build(args.out, rows, shards, index, config, workers=args.workers, limit=args.limit, banks=banks)
     write_record(args.out, config, RunInfo(args.data, args.datasets, args.workers, len(rows)), index, tally,
                  shards.done)
     print(report(tally, args.out))

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Build everything the runtime loads into engines/ and record it in engines/manifest.json.
 
-    python tools/build_engine.py                 # every stage; up-to-date stages are skipped
+    python tools/build_engine.py                 # every stage + the shipped checkpoint; up-to-date stages skipped
     python tools/build_engine.py --only minilm   # one stage (repeatable)
     python tools/build_engine.py --check         # verify every artifact in the manifest; exit 1 on a mismatch
     python tools/build_engine.py --force         # rebuild even what is up to date
-    python tools/build_engine.py --checkpoint runs/x/ckpt   # + the QA-MoE model: ONNX (+ TensorRT plan)
+    python tools/build_engine.py --checkpoint runs/x/ckpt   # your QA-MoE model instead: ONNX (+ TensorRT plan)
+    python tools/build_engine.py --checkpoint none          # the offline assets only
     python tools/build_engine.py --checkpoint DIR --only model --precision int8 --calib-shards shards/
 
 Exit codes: 0 ok, 1 check found problems or the build failed, 2 bad option, 3 a pinned package could not be
@@ -37,6 +38,8 @@ from qamoe.build.runner import BuildContext, Stage, check, run_stages  # noqa: E
 
 log = logging.getLogger("build_engine")
 
+# The checkpoint shipped with the repository (docs/MODEL_CARD.md): built by default.
+SHIPPED_CHECKPOINT = REPO_ROOT / "qamoe" / "checkpoints" / "live_v1"
 # Stages run in this order; the model stage ("model") joins them when --checkpoint is given.
 STAGES: tuple[Stage, ...] = (*ASSET_STAGES,)
 STAGE_NAMES = (*(s.name for s in STAGES), "model")
@@ -66,7 +69,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "model stage (QA-MoE checkpoint -> ONNX, + TensorRT plan where possible)"
     )
     model.add_argument(
-        "--checkpoint", type=Path, default=None, help="checkpoint directory (default: none, skip)"
+        "--checkpoint",
+        type=lambda v: None if v.lower() == "none" else Path(v),
+        default=SHIPPED_CHECKPOINT if (SHIPPED_CHECKPOINT / "config.json").is_file() else None,
+        help=f"checkpoint directory (default: the shipped one, {SHIPPED_CHECKPOINT.relative_to(REPO_ROOT)}; "
+        "`none`: assets only)",
     )
     model.add_argument(
         "--precision", choices=("fp16", "fp32", "int8"), default="fp16", help="TensorRT plan precision"
@@ -97,7 +104,8 @@ def run_check(engines_dir: Path, only: list[str] | None) -> int:
         if r.ok:
             log.info("ok       %s (%s)", r.name, r.path)
         for p in r.problems:
-            log.error("MISMATCH %s", p)
+            log.error("MISMATCH %s: rebuild it with `python tools/build_engine.py --force --only %s`", p,
+                      r.stage or r.name)
     env = build_environment()
     log.info("this machine: %s", env.describe())
     unusable = [

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from qamoe.checkpoint import save_checkpoint
 from qamoe.cli import run_main, setup_logging
 from qamoe.config import ModelConfig
+from qamoe.data.shards import concat_featuresets
 from qamoe.data.sources import load_source
 from qamoe.errors import ConfigError
 from qamoe.experiments import parse_method
 from qamoe.models import create_model
-from qamoe.training import TrainConfig, train_model
+from qamoe.training import TrainConfig, train_model, twin_reference
+
+log = logging.getLogger("train")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -32,6 +36,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-config", type=Path, help="JSON file with TrainConfig fields (flags override it)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
@@ -51,8 +56,15 @@ def main(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read --train-config {args.train_config}: {e}") from None
     fields.update(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    if args.threads is not None:
+        fields["threads"] = args.threads
     cfg = TrainConfig.from_dict(fields)
-    result = train_model(model, data["train"], data["valid"], cfg, desc=method.label)
+    train_set, reference = data["train"], None
+    if "train_raw" in data:  # raw-media twins: trained on beside their clean rows, which are their targets
+        train_set = concat_featuresets([data["train"], data["train_raw"]])
+        reference = twin_reference(train_set)
+        log.info("train: %d clean + %d raw-corrupted twins", len(data["train"]), len(data["train_raw"]))
+    result = train_model(model, train_set, data["valid"], cfg, desc=method.label, reference=reference)
     save_checkpoint(
         args.out,
         result.model,

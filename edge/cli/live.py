@@ -3,19 +3,23 @@
   qamoe-live --camera 0 --mic default                 live devices
   qamoe-live --video-file talk.mp4                     replay both tracks of a file at real time
   qamoe-live --video-file talk.mp4 --fast              as fast as possible, deterministic
+  qamoe-live --video-file talk.mp4 --loop              replay it again and again at real time (soak tests)
   qamoe-live --video-file talk.mp4 --fast --out annotated.mp4   the replay with the overlay drawn on it
   qamoe-live --camera 0 --mic default --preview        watch the overlay live (needs a display)
   qamoe-live --list-devices
   qamoe-tap                                            (another terminal) watch the stream
 
-Exit codes: 0 ended normally (end of file, --duration); 2 bad arguments or configuration; 3 a camera,
-microphone or file that cannot be opened; 4 no usable model engine (build it: python tools/build_engine.py);
+Exit codes: 0 ended normally (end of file, --duration); 2 bad arguments or configuration (CURVE key files
+included); 3 a camera, microphone or file that cannot be opened or decoded (missing, truncated, no frames or
+samples, audio outside 8-384 kHz or 1-8 channels); 4 no usable model engine (missing, altered, wrong I/O names
+or shapes, another feature spec, a plan for another GPU or TensorRT version: python tools/build_engine.py);
 5 the publish port cannot be bound; 6 the --out file cannot be written (its directory is missing or read-only);
+129 hung up (SIGHUP: its terminal closed; run it under nohup or a service manager to outlive that);
 130 interrupted (SIGINT); 143 terminated (SIGTERM).
 
---out writes to a temporary file beside the target and renames it at the end. SIGINT / SIGTERM end a recording:
-the file is then complete and playable, with every frame up to the signal. Any error removes the temporary file:
-nothing half-written is left. Overlay: valence gauge (+-1 sd whisker), reliability per modality (hatched: absent),
+--out writes to a temporary file beside the target and renames it at the end. SIGINT / SIGTERM / SIGHUP end a
+recording: the file is then complete and playable, with every frame up to the signal. Any error (a full disk
+included: the file is read back before the rename) removes the temporary file: nothing half-written is left. Overlay: valence gauge (+-1 sd whisker), reliability per modality (hatched: absent),
 the window's transcript, backend and fps."""
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -31,7 +36,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_PUBLISH, EXIT_OUTPUT = 0, 2, 3, 4, 5, 6
+# 128 + the signal's number, the shell's convention. SIGHUP stops like SIGTERM: a run whose terminal has gone
+# should not hold a camera and a port where nobody sees it (there is no configuration file to reload, and lost
+# devices are reopened without being asked).
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+if hasattr(signal, "SIGHUP"):
+    EXIT_SIGNAL[signal.SIGHUP] = 129
 
 log = logging.getLogger("qamoe-live")
 
@@ -44,13 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("sources")
     src.add_argument("--camera", default=None, help="index, /dev/videoN, video file, rtsp://..., or none")
     src.add_argument("--mic", default=None, help="default, a device name substring, index, WAV/media file, or none")
-    src.add_argument("--video-file", type=Path, help="replay both tracks of one file (camera + microphone)")
+    # a str, not a Path: Path("rtsp://h/x") would collapse the "//" and hide the scheme from the URI parser
+    src.add_argument("--video-file", help="replay both tracks of one file (camera + microphone)")
     src.add_argument("--fast", action="store_true", help="replay files as fast as possible, deterministically")
+    src.add_argument("--loop", action="store_true",
+                     help="replay files again from the start at their end, timestamps continuing (real time)")
     src.add_argument("--list-devices", action="store_true", help="list cameras and audio inputs, then exit")
     src.add_argument("--duration", type=float, help="stop after this many seconds")
     m = p.add_argument_group("model")
     m.add_argument("--backend", default="auto", help="auto | trt | ort | ort-cpu | ort-cuda (default auto)")
-    m.add_argument("--engines-dir", type=Path, help="engines directory (default: engines/ of this install)")
+    m.add_argument("--engines-dir", "--model", dest="engines_dir", type=Path,
+                   help="engines directory holding the model to run, as built by `tools/build_engine.py "
+                   "--engines-dir DIR --checkpoint CKPT` (default: engines/ of this install: the shipped model)")
     m.add_argument("--asr-model", help="a local faster-whisper model directory (default: the built tiny.en)")
     m.add_argument("--window", type=float, default=4.0, help="window length in seconds (default 4)")
     m.add_argument("--hop", type=float, default=0.5, help="seconds between estimates (default 0.5, at most 1)")
@@ -68,13 +83,62 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Flag values that are wrong whatever the sources and engines (ValueError -> exit 2, naming the flag)."""
+    from edge.backends.base import BACKEND_CHOICES
+
+    if args.backend not in BACKEND_CHOICES:
+        raise ValueError(f"--backend {args.backend!r} is unknown: use one of {', '.join(BACKEND_CHOICES)}")
+    if not (math.isfinite(args.window) and args.window > 0):
+        raise ValueError(f"--window {args.window}: give a window length in seconds > 0 (default 4)")
+    if not (math.isfinite(args.hop) and 0 < args.hop <= 1.0):
+        raise ValueError(f"--hop {args.hop}: give 0 < hop <= 1 s, an estimate at least every second (default 0.5)")
+    if args.hop > args.window:
+        raise ValueError(f"--hop {args.hop} is longer than --window {args.window}: windows would leave gaps; "
+                         "give a hop no longer than the window")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise ValueError(f"--duration {args.duration}: give a positive number of seconds, or leave it out")
+    if args.loop and args.fast:
+        raise ValueError("--loop replays at real time without end: drop --fast (or --loop)")
+
+
+def check_window_matches_engines(args: argparse.Namespace) -> None:
+    """--window/--hop other than those the engines were built for: refused here with what they are (the
+    pipeline would refuse the model as "built for another version of the feature extractors")."""
+    from edge.assets import default_engines_dir
+    from edge.manifest import MANIFEST_NAME, ManifestError, load_manifest
+
+    path = (args.engines_dir or default_engines_dir()) / MANIFEST_NAME
+    try:
+        spec = load_manifest(path).sections.get("feature_spec")
+        built = (float(spec["window_s"]), float(spec["hop_s"]))
+    except (ManifestError, KeyError, TypeError, ValueError):
+        return  # no usable manifest: the pipeline build says what is wrong with it
+    if not (math.isclose(args.window, built[0]) and math.isclose(args.hop, built[1])):
+        raise ValueError(
+            f"--window {args.window} --hop {args.hop}: the engines in {path.parent} are built for "
+            f"{built[0]:g} s windows every {built[1]:g} s; pass those (the defaults), or build engines from a "
+            "model trained on features of that window (tools/build_engine.py --checkpoint DIR)"
+        )
+
+
 def _sources(args: argparse.Namespace):
-    from edge.sources import CameraKind, MicKind, parse_camera, parse_mic, parse_video_file
+    from edge.sources import (
+        CameraKind,
+        MicKind,
+        SourceNotFoundError,
+        parse_camera,
+        parse_mic,
+        parse_video_file,
+    )
 
     if args.video_file is not None:
         if args.camera or args.mic:
             raise ValueError("--video-file replays both tracks: do not also pass --camera or --mic")
-        cam, mic = parse_video_file(str(args.video_file))
+        cam, mic = parse_video_file(args.video_file)
+        if not cam.path.exists():
+            raise SourceNotFoundError(f"--video-file {cam.path}: no such file; pass a recording with video "
+                                      "and sound, or --camera FILE / --mic FILE for one track")
     else:
         cam = parse_camera(args.camera if args.camera is not None else "0")
         mic = parse_mic(args.mic if args.mic is not None else "default")
@@ -105,10 +169,15 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     from edge.pipeline.session import Session
     from edge.publish.config import PublisherConfig
     from edge.publish.publisher import Publisher
+    from edge.sources import ReplayConfig
 
+    check_args(args)
     cam, mic = _sources(args)
     if args.fast and not ((cam is None or cam.is_file) and (mic is None or mic.is_file)):
         raise ValueError("--fast replays files only: live devices run at their own pace")
+    if args.loop and not ((cam is None or cam.is_file) and (mic is None or mic.is_file)):
+        raise ValueError("--loop replays files only: live devices have no end to start again from")
+    check_window_matches_engines(args)
     cfg = PipelineConfig(
         use_video=cam is not None,
         use_audio=mic is not None,
@@ -142,7 +211,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
                     log.info("replayed %.1f s in %.1f s: %d windows, %d words", s.media_s, s.wall_s, s.windows,
                              s.words)
                     return EXIT_OK
-                runtime = LiveRuntime(comps, session, cam, mic, frame_sink=sink)
+                runtime = LiveRuntime(comps, session, cam, mic, frame_sink=sink, replay=ReplayConfig(loop=args.loop))
                 out = runtime.run(stop, args.duration)
                 log.info("%s: %d windows, %d words published", out.reason, out.windows, out.words)
                 return EXIT_OK
@@ -155,16 +224,18 @@ def error_code(exc: BaseException) -> int | None:
     from edge.backends.errors import BackendError
     from edge.features.spec import FeatureSpecError
     from edge.manifest import ManifestError
-    from edge.pipeline.video_out import OutputError
-    from edge.publish.errors import PortInUseError, PublishConfigError, PublishError
+    from edge.pipeline.video_out import OutputConfigError, OutputError
+    from edge.publish.errors import CurveKeyError, PortInUseError, PublishConfigError, PublishError
     from edge.sources.errors import SourceConfigError, SourceError, SourceUriError
 
+    # order matters: FeatureSpecError is a ValueError, but a model trained on another spec is a model problem
     for types, code in (
-        ((SourceUriError, SourceConfigError, PublishConfigError, ValueError), EXIT_USAGE),
+        ((SourceUriError, SourceConfigError, PublishConfigError, CurveKeyError, OutputConfigError), EXIT_USAGE),
         ((SourceError,), EXIT_SOURCE),
         ((BackendError, FeatureSpecError, ManifestError), EXIT_MODEL),
         ((PortInUseError, PublishError), EXIT_PUBLISH),
         ((OutputError,), EXIT_OUTPUT),
+        ((ValueError,), EXIT_USAGE),
     ):
         if isinstance(exc, types):
             return code
@@ -180,8 +251,17 @@ def error_code(exc: BaseException) -> int | None:
     return None
 
 
+def quiet_native_logs() -> None:
+    """OpenCV and its FFmpeg print their own warnings to stderr ("moov atom not found", "ac-tex damaged"):
+    at the default level the one-line error says what matters. `-v` keeps them; a user's setting wins."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        quiet_native_logs()  # before anything imports cv2
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if args.list_devices:
@@ -195,10 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         caught.append(signum)
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in EXIT_SIGNAL:
         signal.signal(sig, on_signal)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, lambda *_: log.info("SIGHUP ignored: qamoe-live has no config to reload"))
     try:
         code = run(args, stop)
     except Exception as exc:  # typed errors -> one line and a documented code; anything else is a bug

@@ -9,7 +9,11 @@ id, its row and the construction parameters, whatever the order, the number of w
 The voice generator never sees the label: prosody carries none.
 
 Splits: the official folds `train`, `valid`, `test`; `with_asr_twins` adds `test_asr`, every test row again
-(id suffixed "#asr") with ASR text and the same draws (they are seeded by the row's `base` id).
+(id suffixed "#asr") with ASR text and the same draws (they are seeded by the row's `base` id);
+`with_raw_twins` adds `train_raw` (a seeded share of the train rows) and `test_raw` (every test row), again
+with the same draws plus one raw-media corruption (`edge.features.raw_corruptions`; id suffixed "#raw"): the
+twin and its clean row differ only by the corruption, so training can use the clean row as the twin's
+reconstruction target and the evaluation can pair them.
 
 numpy only; no torch, no qamoe.
 """
@@ -23,12 +27,22 @@ from typing import Any
 
 import numpy as np
 
-from edge.features.facebank import FaceBankConfig, PairingConfig, WindowIndex, draw_vision
+from edge.features.facebank import FaceBank, FaceBankConfig, PairingConfig, WindowIndex, draw_vision
+from edge.features.raw_corruptions import (
+    LEVELS,
+    RAW_KINDS,
+    STEP_KINDS,
+    VIDEO_KINDS,
+    RawCorruption,
+    drop_steps,
+)
 from edge.features.synth import Voice, VoiceSpace, sample_voice
 
 SPLITS = ("train", "valid", "test")
 ASR_SPLIT, ASR_SUFFIX = "test_asr", "#asr"
 ASR_DRAWN_SPLITS = ("train", "valid")  # where --asr-fraction applies; test stays gold (test_asr is all ASR)
+RAW_SUFFIX = "#raw"
+RAW_SPLITS = {"train": "train_raw", "test": "test_raw"}  # clean split -> its raw twins' split
 
 
 class CorpusConfigError(ValueError):
@@ -51,6 +65,8 @@ class CorpusConfig:
     seed: int = 0
     asr_fraction: float = 0.1
     asr_test: bool = False
+    raw_train_fraction: float = 0.0  # share of train rows with a raw-corrupted twin (split train_raw)
+    raw_test: bool = False  # every test row again with a raw corruption (split test_raw)
     pairing: PairingConfig = field(default_factory=PairingConfig)
     voices: VoiceSpace = field(default_factory=VoiceSpace)
     bank: FaceBankConfig = field(default_factory=FaceBankConfig)
@@ -58,12 +74,14 @@ class CorpusConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.asr_fraction <= 1:
             raise CorpusConfigError(f"--asr-fraction {self.asr_fraction}: use a share in [0, 1], e.g. 0.1")
+        if not 0 <= self.raw_train_fraction <= 1:
+            raise CorpusConfigError(f"--raw-train-fraction {self.raw_train_fraction}: use a share in [0, 1]")
         if self.seed < 0:
             raise CorpusConfigError(f"--seed {self.seed}: use a non-negative integer")
 
     @property
     def needs_asr(self) -> bool:
-        return self.asr_fraction > 0 or self.asr_test
+        return self.asr_fraction > 0 or self.asr_test or self.raw_train_fraction > 0 or self.raw_test
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (tuples as lists), as the config reads back from corpus.json / extract.json."""
@@ -79,6 +97,8 @@ class Plan:
     use_asr: bool
     vision: tuple[np.ndarray, np.ndarray]  # (values [steps, 145] float32, mask [steps] bool)
     record: dict[str, Any]  # its provenance line so far (the worker adds speech and window times)
+    raw: RawCorruption | None = None  # the raw-media corruption of a "#raw" twin
+    raw_seed: int = 0  # seeds the corruption's own randomness (noise, dropped blocks) in the worker
 
 
 def with_asr_twins(rows: list[CorpusRow], asr_test: bool) -> list[CorpusRow]:
@@ -90,23 +110,57 @@ def with_asr_twins(rows: list[CorpusRow], asr_test: bool) -> list[CorpusRow]:
     return ordered
 
 
+def with_raw_twins(rows: list[CorpusRow], config: CorpusConfig) -> list[CorpusRow]:
+    """`rows`, then a "#raw" twin of a seeded `raw_train_fraction` of the train rows (split train_raw) and,
+    when `raw_test`, of every test row (split test_raw)."""
+    twins = []
+    for r in rows:
+        wanted = (r.split == "train" and sample_rngs(config.seed, r.base)[3].random() < config.raw_train_fraction
+                  or r.split == "test" and config.raw_test)
+        if wanted:
+            twins.append(CorpusRow(r.key + RAW_SUFFIX, r.base, r.text, r.label, RAW_SPLITS[r.split]))
+    return rows + twins
+
+
 def sample_rngs(seed: int, base: str) -> tuple[np.random.Generator, ...]:
-    """Three independent generators (voice, asr choice, vision) from (seed, sample id) alone."""
+    """Four independent generators (voice, asr choice, vision, raw corruption) from (seed, sample id) alone.
+    (The first three are the same as when three were spawned: a child's key is its index.)"""
     digest = int.from_bytes(hashlib.sha256(base.encode("utf-8")).digest()[:8], "little")
-    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed, spawn_key=(digest,)).spawn(3))
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed, spawn_key=(digest,)).spawn(4))
 
 
-def plan_sample(row: CorpusRow, config: CorpusConfig, index: WindowIndex) -> Plan:
-    rng_voice, rng_asr, rng_vision = sample_rngs(config.seed, row.base)
+def draw_raw(rng: np.random.Generator) -> tuple[RawCorruption, int]:
+    """A twin's corruption: kind and level uniform over RAW_KINDS x LEVELS, and a seed for its noise."""
+    rng.random()  # the twin-selection draw of `with_raw_twins`: keep the stream the same for every split
+    kind = RAW_KINDS[int(rng.integers(len(RAW_KINDS)))]
+    level = LEVELS[int(rng.integers(len(LEVELS)))]
+    return RawCorruption(kind, level), int(rng.integers(2**31))
+
+
+def plan_sample(row: CorpusRow, config: CorpusConfig, index: WindowIndex,
+                banks: dict[tuple[str, float], FaceBank] | None = None) -> Plan:
+    """`banks`: the face bank extracted through each video kind and level (needed for "#raw" twins)."""
+    rng_voice, rng_asr, rng_vision, rng_raw = sample_rngs(config.seed, row.base)
     voice = sample_voice(rng_voice, config.voices)  # the label is not an argument: prosody is label-free
     drawn_asr = bool(rng_asr.random() < config.asr_fraction)  # drawn for every row: the stream stays aligned
-    use_asr = row.split == ASR_SPLIT or (row.split in ASR_DRAWN_SPLITS and drawn_asr)
+    raw, raw_seed = draw_raw(rng_raw) if row.split in RAW_SPLITS.values() else (None, 0)
+    use_asr = (row.split == ASR_SPLIT or (row.split in (*ASR_DRAWN_SPLITS, RAW_SPLITS["train"]) and drawn_asr)
+               or (raw is not None and raw.kind == "asr_noise"))
     draw = draw_vision(index, row.label, rng_vision, config.pairing)
     if draw.window is None:
         n, dim = config.bank.steps, index.bank.sequences[0].values.shape[1]
         vision = (np.zeros((n, dim), np.float32), np.zeros(n, bool))
+    elif raw is not None and raw.kind in VIDEO_KINDS:
+        if banks is None or (raw.kind, raw.severity) not in banks:
+            raise CorpusConfigError(f"no face bank extracted through {raw.kind} at {raw.severity}")
+        vision = index.cut(draw.window, banks[(raw.kind, raw.severity)])
     else:
         vision = index.cut(draw.window)
+    if raw is not None and raw.kind in STEP_KINDS:
+        mask = drop_steps(vision[1], raw, np.random.default_rng(raw_seed))
+        vision = (np.where(mask[:, None], vision[0], 0.0).astype(np.float32), mask)
     record = {"id": row.key, "split": row.split, **voice.to_dict(), "text": "asr" if use_asr else "gold",
               **draw.to_dict(index)}
-    return Plan(row, voice, use_asr, vision, record)
+    if raw is not None:
+        record["raw"] = raw.to_dict()
+    return Plan(row, voice, use_asr, vision, record, raw, raw_seed)

@@ -29,6 +29,7 @@ from edge.asr import AsrInputError
 from edge.features.audio_quality import AudioInputError
 from edge.features.corpus import Plan
 from edge.features.offline import ASR, ClipReadError, Extractors, extract_clip
+from edge.features.raw_corruptions import RawCorruption, corrupt_audio
 from edge.features.spec import default_feature_spec
 from edge.features.synth import SynthError, Voice, synthesize
 from edge.features.text import TextInputError
@@ -49,10 +50,12 @@ class SampleJob:
     text: str
     voice: Voice
     use_asr: bool
+    raw: RawCorruption | None = None  # applied to the speech (audio kinds and asr_noise)
+    raw_seed: int = 0
 
     @classmethod
     def of(cls, plan: Plan) -> SampleJob:
-        return cls(plan.row.key, plan.row.text, plan.voice, plan.use_asr)
+        return cls(plan.row.key, plan.row.text, plan.voice, plan.use_asr, plan.raw, plan.raw_seed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +94,8 @@ def make_sample(job: SampleJob) -> SampleResult:
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         pcm = synthesize(job.text, job.voice)
+        if job.raw is not None:
+            pcm = corrupt_audio(pcm, job.raw, np.random.default_rng(job.raw_seed))
         clip = extract_clip(None, pcm, ASR if job.use_asr else job.text, spec=default_feature_spec(),
                             extractors=_EXTRACTORS)
     except (SynthError, *CLIP_ERRORS) as e:

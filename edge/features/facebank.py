@@ -30,7 +30,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +45,7 @@ BANK_FORMAT = "qamoe-facebank"
 BANK_VERSION = 1
 VALENCE_COLUMN = VISION_COLUMNS.index("valence_proxy")
 FACE, NO_FACE = "face", "no_face"
+FrameFn = Callable[[np.ndarray], np.ndarray]
 
 
 class FaceBankError(RuntimeError):
@@ -144,8 +145,10 @@ def bank_key(videos: Sequence[Path], extractor_identity: str) -> str:
     return h.hexdigest()
 
 
-def extract_sequence(path: Path, visual: VisualFeatureExtractor, config: FaceBankConfig) -> FaceSequence:
-    """Every tick of the 10 Hz grid from the video's first frame to its end, through the live extractor."""
+def extract_sequence(path: Path, visual: VisualFeatureExtractor, config: FaceBankConfig,
+                     frame_fn: FrameFn | None = None) -> FaceSequence:
+    """Every tick of the 10 Hz grid from the video's first frame to its end, through the live extractor;
+    `frame_fn` transforms each decoded frame first (a raw-media corruption, `edge.features.raw_corruptions`)."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise FaceBankError(f"OpenCV cannot open {path}: the file is missing, corrupt or not a video")
@@ -163,7 +166,7 @@ def extract_sequence(path: Path, visual: VisualFeatureExtractor, config: FaceBan
             t = round(pos_ms * 1e6) if math.isfinite(pos_ms) else -1
             t = max(t if t > last else last + round(period_ns), 0)  # missing or stuck container times
             last = t
-            rows += [_process(visual, s) for s in sampler.push(t, frame)]
+            rows += [_process(visual, s) for s in sampler.push(t, frame if frame_fn is None else frame_fn(frame))]
     finally:
         cap.release()
     rows += [_process(visual, s) for s in sampler.finish()]
@@ -181,8 +184,8 @@ def _process(visual: VisualFeatureExtractor, sample: object) -> VisualFrame:
 
 
 def build_bank(videos: Sequence[Path], visual: VisualFeatureExtractor, config: FaceBankConfig,
-               key: str) -> FaceBank:
-    return FaceBank(tuple(extract_sequence(p, visual, config) for p in videos), key)
+               key: str, frame_fn: FrameFn | None = None) -> FaceBank:
+    return FaceBank(tuple(extract_sequence(p, visual, config, frame_fn) for p in videos), key)
 
 
 @dataclass(frozen=True)
@@ -226,9 +229,10 @@ class WindowIndex:
         """q: the share of face windows in valence class `cls`."""
         return len(self.by_class[cls]) / len(self.windows)
 
-    def cut(self, w: Window) -> tuple[np.ndarray, np.ndarray]:
-        """(values [steps, 145] float32, mask [steps] bool) of window `w`; copies."""
-        seq, n = self.bank.sequences[w.seq], self.config.steps
+    def cut(self, w: Window, bank: FaceBank | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(values [steps, 145] float32, mask [steps] bool) of window `w`; copies. `bank`: the same videos
+        extracted through a raw corruption (same sequences and steps) to cut from instead."""
+        seq, n = (bank or self.bank).sequences[w.seq], self.config.steps
         values = np.zeros((n, len(VISION_COLUMNS)), np.float32)
         mask = np.zeros(n, bool)
         lo = max(0, w.end - n)

@@ -20,6 +20,9 @@ from qamoe.data.synthetic import SyntheticConfig, make_benchmark
 from qamoe.errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
+# additive splits of a corpus (docs/CORPUS.md): loaded when present. train_raw / test_raw hold "#raw" twins of
+# train / test rows (the same sample through a raw-media corruption), test_asr "#asr" twins with ASR text.
+EXTRA_SPLITS = ("train_raw", "test_raw", "test_asr")
 
 
 def load_source(spec: str) -> tuple[dict[str, FeatureSet], dict[str, Any]]:
@@ -48,6 +51,10 @@ def _load_shards(directory: Path) -> dict[str, FeatureSet]:
     for split in SPLITS:
         fs, _ = read_shards(directory, split=split)
         out[split] = fs
+    present = {read_shard_meta(p)["split"] for p in directory.glob("*.npz")}
+    for split in EXTRA_SPLITS:
+        if split in present:
+            out[split], _ = read_shards(directory, split=split)
     return out
 
 
