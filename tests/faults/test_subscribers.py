@@ -45,14 +45,23 @@ def _first_fresh(live: Live, sub: Collector, timeout_s: float = 5.0) -> tuple[fl
     return (now_ns() - t0) / NS, got[0][1]
 
 
+def _published(live: Live, suffix: str) -> int:
+    return next(n for t, n in live.pub.stats().published.items() if t.endswith(suffix))
+
+
 def test_no_subscriber_then_late_and_reconnecting_ones(comps, clip: Path, record) -> None:  # type: ignore[no-untyped-def]
     with _live(comps, clip, subscribe=False) as live:
-        time.sleep(2.5)  # nobody listens: published into the void, nothing waits, nothing counts as lost
+        # nobody listens: published into the void, nothing waits, nothing counts as lost. Wait on the
+        # publisher's own count (not a fixed sleep: a loaded machine takes longer to go live)
+        live.wait(lambda: _published(live, "sentiment") >= 3, 30, "3 windows published with nobody listening")
+        before_connect = _published(live, "sentiment")
         late = Collector(live.pub.endpoint)
-        first_s, first = _first_fresh(live, late)
-        # everything before the connect is gone (not replayed): the first message is a live one
+        first_s, _ = _first_fresh(live, late)
+        # everything before the connect is gone (not replayed): the first window it gets is a live one
+        window = live.first("sentiment", lambda b: True, 0, 5, "a window", sub=late)
         health = live.first("health", lambda b: True, 0, 3, "a health message", sub=late)
-        assert first["seq"] > 0 and health["messages"]["published"]["qamoe.v1.sentiment"] >= 3
+        assert window["seq"] >= before_connect, (window["seq"], before_connect)
+        assert health["messages"]["published"]["qamoe.v1.sentiment"] >= 3
         assert sum(health["messages"]["dropped"].values()) == 0, "nobody listening is not an overflow"
         before = late.stop(0)
         time.sleep(1.0)  # disconnected: it misses this
