@@ -18,6 +18,9 @@ DATASET_INPUT_DIMS: dict[str, dict[Modality, int]] = {
 }
 
 RELIABILITY_OBJECTIVES = ("unimodal_nll", "clean_recon")
+# What the reliability of a modality with no observed step is: "max" = the variance bound (r ~ 3e-4), "learned" =
+# whatever the variance head says (docs/MODEL.md, "Absent modalities").
+ABSENT_VARIANCE = ("max", "learned")
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class ModelConfig:
 
     input_dims: feature dimension per modality. d_model: width of every modality representation.
     n_experts / top_k: the sparse GLU mixture. quality_gate / prior_fallback: the two QA-MoE mechanisms that the
-    ablations switch off. reliability_objective: what the per-modality variance regresses (docs/MODEL.md)."""
+    ablations switch off. reliability_objective: what the per-modality variance regresses (docs/MODEL.md).
+    absent_variance: the variance of a modality with no observed step (ABSENT_VARIANCE)."""
 
     input_dims: Mapping[Modality, int]
     d_model: int = 64
@@ -39,6 +43,7 @@ class ModelConfig:
     quality_gate: bool = True
     prior_fallback: bool = True
     reliability_objective: str = "clean_recon"
+    absent_variance: str = "max"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,6 +62,8 @@ class ModelConfig:
             raise ConfigError(f"router_noise must be >= 0, got {self.router_noise}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.absent_variance not in ABSENT_VARIANCE:
+            raise ConfigError(f"absent_variance {self.absent_variance!r} unknown: use one of {ABSENT_VARIANCE}")
         if self.reliability_objective not in RELIABILITY_OBJECTIVES:
             raise ConfigError(
                 f"reliability_objective {self.reliability_objective!r} unknown: use one of {RELIABILITY_OBJECTIVES}"

@@ -60,7 +60,8 @@ def raw_fidelity_rows(model: MultimodalModel, test: FeatureSet, test_raw: Featur
                       raw_of: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per raw corruption kind: Spearman(severity, reliability of its modality) over its twins (severity as
     drawn) and their clean rows (severity 0); the same for every other modality (should be ~0); mean
-    reliability and MAE per level. `raw_of[id]`: the twin's {"kind", "severity"} (provenance.jsonl)."""
+    reliability and MAE per level. `rho_{m}_observed`: the same over the twins whose clean row has at least one
+    step of m. `raw_of[id]`: the twin's {"kind", "severity"} (provenance.jsonl)."""
     clean_pos = {str(k): i for i, k in enumerate(test.ids)}
     p_clean, p_raw = predict(model, test), predict(model, test_raw)
     groups: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
@@ -77,6 +78,11 @@ def raw_fidelity_rows(model: MultimodalModel, test: FeatureSet, test_raw: Featur
         for m in MODALITIES:
             rel = np.concatenate([p_clean.reliability[str(m)][ci], p_raw.reliability[str(m)][ri]])
             row[f"rho_{m}"] = spearman(sev, rel)
+            # the same over the twins whose clean row observes m at all: a clean row without a face has no
+            # vision to damage, and its (correctly) near-zero r at severity 0 says nothing about the corruption
+            seen = np.tile(test.masks[m][ci].any(axis=1), 2)
+            row[f"rho_{m}_observed"] = spearman(sev[seen], rel[seen])
+            row[f"n_observed_{m}"] = int(seen.sum() // 2)
             for level in sorted(set(sev.tolist())):
                 row[f"rel_{m}@{level:g}"] = float(rel[sev == level].mean())
         pred = np.concatenate([p_clean.valence[ci], p_raw.valence[ri]])

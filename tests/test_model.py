@@ -153,3 +153,32 @@ def test_modality_is_named_not_positional() -> None:
     swapped = {Modality.TEXT: feats[Modality.AUDIO], Modality.AUDIO: feats[Modality.TEXT], Modality.VISION: feats[Modality.VISION]}
     assert not torch.allclose(model(feats, masks).valence, model(swapped, masks).valence)
     np.testing.assert_allclose(model(feats, masks).valence.detach(), model(dict(feats), masks).valence.detach())
+
+
+def test_an_absent_modality_gets_the_variance_bound_and_only_it() -> None:
+    """absent_variance="max": a modality with no observed step has r = sigmoid(-8) (issue 7 wants <= 0.2 where
+    the signal is gone); every present modality and sample keeps the head's own estimate ("learned")."""
+    torch.manual_seed(0)
+    gated = create_model("qamoe", _config(dropout=0.0)).eval()
+    learned = create_model("qamoe", _config(dropout=0.0, absent_variance="learned")).eval()
+    learned.load_state_dict(gated.state_dict())  # same weights: the setting adds no parameter
+    inputs = example_inputs(DIMS, SEQ, batch=4, seed=1)  # sample 0: audio fully absent
+    inputs["vision_mask"][2] = False
+    inputs["vision_feats"][2] = 0.0
+    feats = {m: torch.from_numpy(inputs[f"{m}_feats"]) for m in MODALITIES}
+    masks = {m: torch.from_numpy(inputs[f"{m}_mask"]) for m in MODALITIES}
+    with torch.no_grad():
+        r_gated, r_learned = gated(feats, masks).reliability, learned(feats, masks).reliability
+    absent = {Modality.AUDIO: 0, Modality.VISION: 2}
+    for m in MODALITIES:
+        for b in range(4):
+            if absent.get(m) == b:
+                assert float(r_gated[m][b]) == pytest.approx(1 / (1 + np.exp(8.0)), rel=1e-4)
+                assert float(r_learned[m][b]) > 1e-3  # what the untrained head says: not the bound
+            else:
+                assert float(r_gated[m][b]) == float(r_learned[m][b])
+
+
+def test_absent_variance_is_validated() -> None:
+    with pytest.raises(ConfigError, match="absent_variance"):
+        _config(absent_variance="zero")

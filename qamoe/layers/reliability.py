@@ -15,10 +15,15 @@ class GaussianReliability(nn.Module):
     sigma^2 is one scalar per modality and sample (PAPER.md leaves scalar vs per-dimension open; a scalar is what
     the quality score and the router consume). r = 1 / (1 + sigma^2), computed as sigmoid(-log sigma^2), which is
     the same number without overflow. The variance head sees the coverage, so missing steps can raise sigma^2
-    directly; what sigma^2 is trained to regress is set by the reliability objective (qamoe/losses.py)."""
+    directly; what sigma^2 is trained to regress is set by the reliability objective (qamoe/losses.py).
 
-    def __init__(self, *, d_model: int, hidden: int = 32) -> None:
+    absent_max_variance: a modality with no observed step (coverage 0) gets the largest variance the bound
+    allows, log sigma^2 = 8, so r = sigmoid(-8) ~ 3e-4 whatever the learned head would say (docs/MODEL.md:
+    nothing observed is the one case where the answer is known, not estimated). Off: the head's own estimate."""
+
+    def __init__(self, *, d_model: int, hidden: int = 32, absent_max_variance: bool = True) -> None:
         super().__init__()
+        self.absent_max_variance = absent_max_variance
         self.mu = nn.Linear(d_model, d_model)
         self.var = nn.Sequential(nn.Linear(d_model + 1, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
@@ -28,5 +33,7 @@ class GaussianReliability(nn.Module):
         mu = self.mu(pooled)
         raw = self.var(torch.cat([pooled, coverage.unsqueeze(-1)], dim=-1)).squeeze(-1)
         log_sigma2 = _LOG_VAR_BOUND * torch.tanh(raw / _LOG_VAR_BOUND)
+        if self.absent_max_variance:
+            log_sigma2 = torch.where(coverage > 0, log_sigma2, torch.full_like(log_sigma2, _LOG_VAR_BOUND))
         r = torch.sigmoid(-log_sigma2)
         return mu, log_sigma2, r

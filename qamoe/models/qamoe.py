@@ -25,7 +25,10 @@ class QAMoE(MultimodalModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         d, n_mod = config.d_model, len(MODALITIES)
-        self.gaussians = nn.ModuleDict({str(m): GaussianReliability(d_model=d) for m in MODALITIES})
+        absent_max = config.absent_variance == "max"
+        self.gaussians = nn.ModuleDict(
+            {str(m): GaussianReliability(d_model=d, absent_max_variance=absent_max) for m in MODALITIES}
+        )
         self.priors = nn.ModuleDict(
             {str(m): PriorFallback(d_model=d, enabled=config.prior_fallback) for m in MODALITIES}
         )

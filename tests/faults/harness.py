@@ -155,7 +155,8 @@ class Live:
 def empty_reliability(comps: Components, modality: str) -> float:
     """The reliability the model gives `modality` when it has no step at all (mask all False, values 0: what the
     assembler makes of a lost device). A modality's reliability depends on its own steps only, so every fully
-    masked window must publish exactly this number; it is low only for a trained model (docs/RELIABILITY.md)."""
+    masked window must publish exactly this number: the variance bound's r = sigmoid(-8) ~ 3e-4 (docs/MODEL.md,
+    "Absent modalities")."""
     text_feats, text_mask = comps.text.encode_words([])
     inputs = {"text_feats": text_feats[None], "text_mask": np.zeros_like(text_mask)[None]}
     for name in ("audio", "vision"):

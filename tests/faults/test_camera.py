@@ -103,6 +103,7 @@ def _outage_then_return(live: Live, fault, restore, *, health_test, expect_state
     # the model saw no vision step at all: exactly its empty-modality reliability (the mask reached it)
     r_empty = empty_reliability(live.comps, "vision")
     assert masked["modalities"]["vision"]["reliability"] == pytest.approx(r_empty, abs=1e-4)
+    assert masked["modalities"]["vision"]["reliability"] <= 0.2  # the signal is gone: it counts (almost) nothing
     during = live.of("sentiment", t_fault)
     assert all(b["valid"] for b in during), (
         "windows during the fault must stay valid (the modality is masked)"

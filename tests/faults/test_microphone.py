@@ -109,6 +109,7 @@ def test_microphone_disappears_and_comes_back(comps, mic_env: PrivateMic, record
     assert (sent_ns(masked) - t_fault) / NS <= ONE_WINDOW_S + SLACK_S
     r_empty = empty_reliability(comps, "audio")  # no audio step at all reached the model
     assert masked["modalities"]["audio"]["reliability"] == pytest.approx(r_empty, abs=1e-4)
+    assert masked["modalities"]["audio"]["reliability"] <= 0.2  # the signal is gone: it counts (almost) nothing
     assert recover_s <= 2.0, f"audio back in the stream {recover_s:.2f} s after the microphone returned"
     assert all(b["valid"] for b in live.of("sentiment", t_fault))
     gone = [b for b in live.of("health", t_fault) if device_state(b, "microphone") == "absent"]

@@ -172,4 +172,5 @@ def test_feature_extractor_returns_nan(
     assert not seen[0].window.feats[modality].any()
     r_empty = empty_reliability(comps, modality)
     assert masked["modalities"][modality]["reliability"] == pytest.approx(r_empty, abs=1e-4)
+    assert masked["modalities"][modality]["reliability"] <= 0.2  # the signal is gone: it counts (almost) nothing
     assert all(np.isfinite(r.window.feats[modality]).all() for r in live.results)
