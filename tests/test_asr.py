@@ -203,3 +203,16 @@ def test_word_validation() -> None:
     for bad in bad_fields:
         with pytest.raises(WordError):
             Word(**{**good, **bad})
+
+
+def test_token_cap_follows_the_audio_length(transcriber: Transcriber) -> None:
+    """A decode may add at most rate x seconds + margin new tokens (capped below faster-whisper's limit), so a
+    looping decode costs a bounded time; None lifts the cap; a non-positive rate is refused."""
+    from edge.asr.transcriber import MAX_NEW_TOKENS, TOKEN_MARGIN
+
+    assert transcriber._token_cap(3 * SR) == {"max_new_tokens": 24 + TOKEN_MARGIN}
+    assert transcriber._token_cap(600 * SR) == {"max_new_tokens": MAX_NEW_TOKENS}
+    assert dataclasses.replace(transcriber.config, max_tokens_per_s=None).max_tokens_per_s is None
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(AsrConfigError, match="max_tokens_per_s"):
+            AsrConfig(max_tokens_per_s=bad)

@@ -18,6 +18,13 @@ segment on the result, because a fallback that ends at the highest temperature k
 Before decoding, Silero VAD (shipped inside the faster-whisper wheel, run offline) removes non-speech, so
 silence and steady noise never reach the decoder; timestamps are mapped back to the original audio.
 
+Cost bound. A decode that loops ("you you you ...") runs until Whisper's 448-token context is full before the
+repetition rule can drop it, and with temperature fallback it does so up to six times: single decodes of 10-25 s
+on a few seconds of speech (docs/BENCHMARKS.md). `max_tokens_per_s` caps the new tokens of one decode at
+`rate x seconds of audio + TOKEN_MARGIN` (at most MAX_NEW_TOKENS): 8 per second is about twice fast English
+speech (~4 words/s, ~1.3 tokens per word, plus timestamps). A cut-off decode keeps its words; the repetition
+and no-speech rules still apply to what it produced.
+
 Time. `transcribe(pcm, t0_ns)` takes the monotonic time (ns) of the first sample; every word's start/end is
 t0_ns plus Whisper's word offset (cross-attention alignment, ~20 ms resolution, often +-100 ms in practice).
 """
@@ -41,6 +48,8 @@ logger = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
 DEFAULT_ARTIFACT = "whisper-tiny.en"
 _MODEL_FILES = ("model.bin", "config.json")
+TOKEN_MARGIN = 16  # tokens allowed beyond rate x duration (timestamps, punctuation, a short buffer's first word)
+MAX_NEW_TOKENS = 200  # faster-whisper refuses prompt + new tokens > 448; its prompt is at most 223 tokens
 
 
 class AsrError(RuntimeError):
@@ -62,7 +71,8 @@ class AsrInputError(AsrError, ValueError):
 @dataclass(frozen=True)
 class AsrConfig:
     """Model selection and decoding settings. Defaults: Whisper tiny.en, int8 on 2 CPU threads, greedy at
-    temperature 0 with Whisper's fallback, VAD on, Whisper's hallucination thresholds."""
+    temperature 0 with Whisper's fallback (the live pipeline turns the fallback off: edge.pipeline.build), at most
+    8 new tokens per second of audio, VAD on, Whisper's hallucination thresholds."""
 
     model: str | None = None  # None: the engines' whisper-tiny.en; else a local faster-whisper model dir
     device: str = "cpu"
@@ -79,6 +89,7 @@ class AsrConfig:
     vad_min_silence_ms: int = 500  # split speech at pauses this long (faster-whisper's 2 s suits long files)
     vad_speech_pad_ms: int = 400
     condition_on_previous_text: bool = False  # each call is a fresh buffer; the streamer passes `prompt`
+    max_tokens_per_s: float | None = 8.0  # cap on new tokens per second of audio (module docstring); None: none
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
@@ -94,6 +105,8 @@ class AsrConfig:
             raise AsrConfigError("logprob_threshold must be <= 0 and compression_ratio_threshold > 0")
         if self.vad_min_silence_ms < 0 or self.vad_speech_pad_ms < 0:
             raise AsrConfigError("vad_min_silence_ms and vad_speech_pad_ms must be >= 0")
+        if self.max_tokens_per_s is not None and not self.max_tokens_per_s > 0:
+            raise AsrConfigError(f"max_tokens_per_s={self.max_tokens_per_s}: give a positive rate, or None")
         if self.model is not None and not str(self.model).strip():
             raise AsrConfigError("model='' : pass None for the built whisper-tiny.en, or a model directory")
 
@@ -193,8 +206,16 @@ class Transcriber:
         audio = check_pcm(pcm)
         if audio.shape[0] < SAMPLE_RATE // 100:  # under 10 ms: nothing Whisper could decode
             return []
-        segments, _ = self._model.transcribe(audio, initial_prompt=prompt, **self._decode_options())
+        segments, _ = self._model.transcribe(
+            audio, initial_prompt=prompt, **self._decode_options(), **self._token_cap(audio.shape[0])
+        )
         return list(self._words(segments, int(t0_ns)))
+
+    def _token_cap(self, n_samples: int) -> dict[str, int]:
+        rate = self.config.max_tokens_per_s
+        if rate is None:
+            return {}
+        return {"max_new_tokens": min(MAX_NEW_TOKENS, int(rate * n_samples / SAMPLE_RATE) + TOKEN_MARGIN)}
 
     def _decode_options(self) -> dict[str, Any]:
         c = self.config

@@ -107,12 +107,13 @@ def build(config: PipelineConfig) -> Components:
         audio = AudioStage(AudioFeatureExtractor()) if config.use_audio else None
         asr = None
         if config.use_audio:
-            streaming, asr_config = config.streaming, config.asr
-            if config.deterministic:
-                # the same audio must give the same words: a fixed cadence (no load shedding) and greedy
-                # decoding only (Whisper's temperature fallback samples, which is random)
+            # greedy decoding only: Whisper's temperature fallback re-decodes a failed buffer up to five more
+            # times (measured: 10-25 s decodes on looped speech, the soak's lag episodes), and the streaming
+            # ASR re-decodes the buffer at its next step anyway; fallback also samples, which is random
+            streaming = config.streaming
+            asr_config = AsrConfig(**{**config.asr.__dict__, "temperatures": (0.0,)})
+            if config.deterministic:  # the same audio must give the same words: a fixed cadence (no shedding)
                 streaming = StreamingAsrConfig(**{**streaming.__dict__, "max_step_s": streaming.step_s})
-                asr_config = AsrConfig(**{**asr_config.__dict__, "temperatures": (0.0,)})
             asr = AsrStage(StreamingAsr(Transcriber(asr_config, engines).transcribe, streaming))
     except BaseException:
         backend.close()

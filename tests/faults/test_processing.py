@@ -174,3 +174,11 @@ def test_feature_extractor_returns_nan(
     assert masked["modalities"][modality]["reliability"] == pytest.approx(r_empty, abs=1e-4)
     assert masked["modalities"][modality]["reliability"] <= 0.2  # the signal is gone: it counts (almost) nothing
     assert all(np.isfinite(r.window.feats[modality]).all() for r in live.results)
+
+
+def test_live_asr_is_greedy_and_token_capped(comps) -> None:  # type: ignore[no-untyped-def]
+    """Real time too (not only --fast): no temperature fallback, a bounded number of new tokens per decode, so one
+    bad buffer cannot stall the ASR for tens of seconds (docs/RELIABILITY.md, the 30-minute soak)."""
+    transcriber = comps.asr.asr._transcribe.__self__
+    assert transcriber.config.temperatures == (0.0,)
+    assert transcriber.config.max_tokens_per_s == 8.0
