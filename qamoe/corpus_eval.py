@@ -13,8 +13,10 @@ What tools/evaluate_live.py reports (docs/MODEL_CARD.md):
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ import torch
 
 from qamoe.batching import batches, to_tensors
 from qamoe.data.featureset import FeatureSet
+from qamoe.errors import ConfigError
 from qamoe.evaluation import predict
 from qamoe.fidelity import spearman
 from qamoe.metrics import regression_metrics
@@ -54,6 +57,14 @@ def benchmark_rows(model: MultimodalModel, data: Mapping[str, FeatureSet]) -> li
             rows.append({"dataset": dataset, "text": text, "n": len(fs),
                          **regression_metrics(pred.valence, fs.labels)})
     return rows
+
+
+def read_provenance(corpus: Path) -> dict[str, dict[str, Any]]:
+    """A corpus' provenance.jsonl (tools/build_corpus.py), by sample id."""
+    path = corpus / "provenance.jsonl"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: --corpus must be a folder written by tools/build_corpus.py")
+    return {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
 
 
 def raw_fidelity_rows(model: MultimodalModel, test: FeatureSet, test_raw: FeatureSet,

@@ -14,7 +14,6 @@ severity and the reliability of the modality it hits (issue 6 asks <= -0.8). `--
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 
 from qamoe.checkpoint import load_checkpoint
 from qamoe.cli import run_main, setup_logging
-from qamoe.corpus_eval import raw_fidelity_rows, shuffle_check
+from qamoe.corpus_eval import raw_fidelity_rows, read_provenance, shuffle_check
 from qamoe.data.shards import concat_featuresets, read_shards
 from qamoe.errors import ConfigError
 from qamoe.evaluation import evaluate_protocols
@@ -81,8 +80,7 @@ def raw_rho(model: Any, corpus: Path, test: Any) -> dict[str, float]:
     if not any(corpus.glob("test_raw-*.npz")):
         return {}
     test_raw, _ = read_shards(corpus, split="test_raw")
-    prov = [json.loads(line) for line in (corpus / "provenance.jsonl").read_text(encoding="utf-8").splitlines()]
-    raw_of = {r["id"]: r["raw"] for r in prov if "raw" in r}
+    raw_of = {k: r["raw"] for k, r in read_provenance(corpus).items() if "raw" in r}
     rows = raw_fidelity_rows(model, test, test_raw, raw_of)
     shuffled = shuffle_check(model, concat_featuresets([test, test_raw]))
     out = {"MAE own r (test + test_raw)": shuffled["mae_own"], "MAE shuffled r (test + test_raw)":

@@ -33,10 +33,9 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 
 from qamoe.checkpoint import load_checkpoint
 from qamoe.cli import run_main, setup_logging
-from qamoe.corpus_eval import benchmark_rows, raw_fidelity_rows, shuffle_check
+from qamoe.corpus_eval import benchmark_rows, raw_fidelity_rows, read_provenance, shuffle_check
 from qamoe.data.shards import concat_featuresets
 from qamoe.data.sources import load_source
-from qamoe.errors import ConfigError
 from qamoe.evaluation import evaluate_protocols
 from qamoe.fidelity import reliability_fidelity
 from qamoe.metrics import regression_metrics
@@ -66,13 +65,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
-
-
-def read_provenance(corpus: Path) -> dict[str, dict[str, Any]]:
-    path = corpus / "provenance.jsonl"
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: --corpus must be a folder written by tools/build_corpus.py")
-    return {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
 
 
 def vader_rows(labels: Path, data: dict, prov: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
