@@ -28,6 +28,7 @@ from edge.asr import (
     load_audio_16k,
     resolve_model_dir,
 )
+from edge.asr.wer import DIGITS, normalise_words
 from edge.manifest import ManifestError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,6 @@ COMMANDS = {"b": "bin", "l": "lay", "p": "place", "s": "set"}
 COLOURS = {"b": "blue", "g": "green", "r": "red", "w": "white"}
 PREPOSITIONS = {"a": "at", "b": "by", "i": "in", "w": "with"}
 ADVERBS = {"a": "again", "n": "now", "p": "please", "s": "soon"}
-DIGITS = "zero one two three four five six seven eight nine".split()
 
 
 def grid_sentence(path: Path) -> list[str]:
@@ -51,11 +51,7 @@ def grid_sentence(path: Path) -> list[str]:
     return [COMMANDS[code[0]], COLOURS[code[1]], PREPOSITIONS[code[2]], code[3], digit, ADVERBS[code[5]]]
 
 
-def normalise(text: str) -> list[str]:
-    """Lower-case words with digits spelled out; letter-digit tokens split ("P2" -> "p", "two")."""
-    text = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", " ", text.lower())
-    words = re.findall(r"[a-z']+|\d", text)
-    return [DIGITS[int(w)] if w.isdigit() else w for w in words]
+normalise = normalise_words
 
 
 def test_grid_names_and_normalisation() -> None:

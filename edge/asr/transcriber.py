@@ -25,12 +25,17 @@ on a few seconds of speech (docs/BENCHMARKS.md). `max_tokens_per_s` caps the new
 speech (~4 words/s, ~1.3 tokens per word, plus timestamps). A cut-off decode keeps its words; the repetition
 and no-speech rules still apply to what it produced.
 
+Streaming. `single_decode` + `encoder_pad_s` (what the live pipeline uses, edge.asr.bounded.streaming_config):
+one decode per call on an encoder window of the buffer plus the padding, no timestamp tokens, no seek into a
+remainder. Offline extraction keeps Whisper's long-form loop (whole clips, up to any length).
+
 Time. `transcribe(pcm, t0_ns)` takes the monotonic time (ns) of the first sample; every word's start/end is
 t0_ns plus Whisper's word offset (cross-attention alignment, ~20 ms resolution, often +-100 ms in practice).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -41,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.asr.bounded import FRAMES_PER_SECOND, WINDOW_FRAMES, bounded_whisper_class
 from edge.asr.words import Word
 
 logger = logging.getLogger(__name__)
@@ -90,6 +96,8 @@ class AsrConfig:
     vad_speech_pad_ms: int = 400
     condition_on_previous_text: bool = False  # each call is a fresh buffer; the streamer passes `prompt`
     max_tokens_per_s: float | None = 8.0  # cap on new tokens per second of audio (module docstring); None: none
+    single_decode: bool = False  # one decode, no timestamp tokens, no remainder (edge.asr.bounded); streaming
+    encoder_pad_s: float | None = None  # encode content + this much padding (edge.asr.bounded); None: 30 s
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
@@ -107,6 +115,11 @@ class AsrConfig:
             raise AsrConfigError("vad_min_silence_ms and vad_speech_pad_ms must be >= 0")
         if self.max_tokens_per_s is not None and not self.max_tokens_per_s > 0:
             raise AsrConfigError(f"max_tokens_per_s={self.max_tokens_per_s}: give a positive rate, or None")
+        if self.encoder_pad_s is not None and not (self.single_decode and 0 <= self.encoder_pad_s <= 30):
+            raise AsrConfigError(
+                f"encoder_pad_s={self.encoder_pad_s}: give 0..30 s together with single_decode=True (a trimmed "
+                "window without it lets faster-whisper seek into remainders; edge.asr.bounded), or None"
+            )
         if self.model is not None and not str(self.model).strip():
             raise AsrConfigError("model='' : pass None for the built whisper-tiny.en, or a model directory")
 
@@ -174,13 +187,13 @@ class Transcriber:
     def __init__(
         self, config: AsrConfig | None = None, engines_dir: str | os.PathLike[str] | None = None
     ) -> None:
-        from faster_whisper import WhisperModel  # local: `import edge.asr` stays light
-
         self.config = config if config is not None else AsrConfig()
         self.model_dir = resolve_model_dir(self.config.model, engines_dir)
         try:
-            self._model = WhisperModel(
+            pad = self.config.encoder_pad_s
+            self._model = bounded_whisper_class()(
                 str(self.model_dir),
+                encoder_pad_frames=None if pad is None else round(pad * FRAMES_PER_SECOND),
                 device=self.config.device,
                 compute_type=self.config.compute_type,
                 cpu_threads=self.config.cpu_threads,
@@ -206,9 +219,16 @@ class Transcriber:
         audio = check_pcm(pcm)
         if audio.shape[0] < SAMPLE_RATE // 100:  # under 10 ms: nothing Whisper could decode
             return []
+        if self.config.single_decode and audio.shape[0] > WINDOW_FRAMES * SAMPLE_RATE // FRAMES_PER_SECOND:
+            raise AsrInputError(
+                f"single_decode takes at most 30 s of audio, got {audio.shape[0] / SAMPLE_RATE:.1f} s: "
+                "cut the buffer (StreamingAsrConfig.max_buffer_s) or use single_decode=False"
+            )
         segments, _ = self._model.transcribe(
             audio, initial_prompt=prompt, **self._decode_options(), **self._token_cap(audio.shape[0])
         )
+        if self.config.single_decode:
+            segments = itertools.islice(segments, 1)  # the generator never decodes a remainder
         return list(self._words(segments, int(t0_ns)))
 
     def _token_cap(self, n_samples: int) -> dict[str, int]:
@@ -227,6 +247,7 @@ class Transcriber:
             "log_prob_threshold": c.logprob_threshold,
             "compression_ratio_threshold": c.compression_ratio_threshold,
             "condition_on_previous_text": c.condition_on_previous_text,
+            "without_timestamps": c.single_decode,
             "word_timestamps": True,
             "vad_filter": c.vad_filter,
             "vad_parameters": {

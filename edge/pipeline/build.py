@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.asr.bounded import streaming_config
 from edge.asr.streaming import StreamingAsr, StreamingAsrConfig
 from edge.asr.transcriber import AsrConfig, Transcriber
 from edge.assets import default_engines_dir
@@ -107,11 +108,11 @@ def build(config: PipelineConfig) -> Components:
         audio = AudioStage(AudioFeatureExtractor()) if config.use_audio else None
         asr = None
         if config.use_audio:
-            # greedy decoding only: Whisper's temperature fallback re-decodes a failed buffer up to five more
-            # times (measured: 10-25 s decodes on looped speech, the soak's lag episodes), and the streaming
-            # ASR re-decodes the buffer at its next step anyway; fallback also samples, which is random
+            # greedy, one bounded decode per step (edge.asr.bounded): Whisper's temperature fallback made
+            # 10-25 s decodes on looped speech (the soak's lag episodes) and its 30 s window and remainder seeks
+            # cost ~1.6x more per step; the streaming ASR re-decodes the buffer at its next step anyway
             streaming = config.streaming
-            asr_config = AsrConfig(**{**config.asr.__dict__, "temperatures": (0.0,)})
+            asr_config = streaming_config(config.asr)
             if config.deterministic:  # the same audio must give the same words: a fixed cadence (no shedding)
                 streaming = StreamingAsrConfig(**{**streaming.__dict__, "max_step_s": streaming.step_s})
             asr = AsrStage(StreamingAsr(Transcriber(asr_config, engines).transcribe, streaming))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.asr.bounded import LIVE_ENCODER_PAD_S
 from edge.features.visual import VisualFrame
 from edge.sources import ReplayConfig, parse_video_file
 from tests.faults.harness import (
@@ -182,3 +183,5 @@ def test_live_asr_is_greedy_and_token_capped(comps) -> None:  # type: ignore[no-
     transcriber = comps.asr.asr._transcribe.__self__
     assert transcriber.config.temperatures == (0.0,)
     assert transcriber.config.max_tokens_per_s == 8.0
+    # one decode per step on a trimmed encoder window: no 30 s window, no remainder seeks (edge.asr.bounded)
+    assert transcriber.config.single_decode and transcriber.config.encoder_pad_s == LIVE_ENCODER_PAD_S
