@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,7 +9,7 @@ from edge.asr import AsrConfig, AsrConfigError, AsrInputError, Transcriber, load
 from edge.asr.bounded import LIVE_ENCODER_PAD_S, streaming_config, trimmed_frames
 from edge.asr.wer import normalise_words
 from edge.manifest import ManifestError
-from tests.test_asr import GRID, grid_sentence
+from tests.test_asr import _grid_clips, grid_sentence
 
 SR = 16_000
 
@@ -46,13 +44,6 @@ def bounded() -> Transcriber:
         pytest.skip(f"whisper-tiny.en is not built ({exc}): run `python tools/build_engine.py`")
 
 
-def _grid() -> list[Path]:
-    clips = sorted(GRID.glob("*.mpg"))
-    if not clips:
-        pytest.skip(f"GRID clips not found in {GRID}: these tests need ../shared beside the repository")
-    return clips
-
-
 @pytest.mark.shared
 def test_bounded_decode_hears_grid_with_one_short_encoder_pass(
     bounded: Transcriber, monkeypatch: pytest.MonkeyPatch
@@ -67,7 +58,7 @@ def test_bounded_decode_hears_grid_with_one_short_encoder_pass(
 
     monkeypatch.setattr(parent, "encode", counting)
     report, passed = [], 0
-    for clip in _grid():
+    for clip in _grid_clips():
         audio = load_audio_16k(clip)
         frames.clear()
         words = bounded.transcribe(np.concatenate([audio, np.zeros(SR, np.float32)]), 0)
