@@ -27,9 +27,13 @@ the offline pass's word error rate on GRID and on spoken MOSI sentences, 6 s cos
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # edge.asr.transcriber imports this module
+    from edge.asr.transcriber import AsrConfig
 
 FRAMES_PER_SECOND = 100  # Whisper's log-mel hop is 10 ms
 WINDOW_FRAMES = 3000  # Whisper's 30 s input window
@@ -71,11 +75,9 @@ def bounded_whisper_class() -> type:
 LIVE_ENCODER_PAD_S = 3.0
 
 
-def streaming_config(config: Any) -> Any:
+def streaming_config(config: AsrConfig) -> AsrConfig:
     """`config` (an AsrConfig) as the live streaming ASR decodes: greedy only (Whisper's temperature fallback
     re-decodes a failed buffer up to five more times, and samples), one bounded decode per call, and the encoder
     padding `LIVE_ENCODER_PAD_S` unless the config names its own."""
-    from dataclasses import replace
-
     pad = LIVE_ENCODER_PAD_S if config.encoder_pad_s is None else config.encoder_pad_s
     return replace(config, temperatures=(0.0,), single_decode=True, encoder_pad_s=pad)
