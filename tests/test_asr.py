@@ -8,7 +8,6 @@ when espeak-ng is installed. Provenance of the GRID clips: ../shared/README.md (
 from __future__ import annotations
 
 import dataclasses
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,28 +27,14 @@ from edge.asr import (
     load_audio_16k,
     resolve_model_dir,
 )
-from edge.asr.wer import DIGITS, normalise_words
+from edge.asr.wer import normalise_words
 from edge.manifest import ManifestError
+from tools._grid import grid_sentence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GRID = REPO_ROOT.parent / "shared" / "media" / "grid"
 SR = 16_000
 T0 = 7_000_000_000  # an arbitrary monotonic capture time of the first sample
-
-COMMANDS = {"b": "bin", "l": "lay", "p": "place", "s": "set"}
-COLOURS = {"b": "blue", "g": "green", "r": "red", "w": "white"}
-PREPOSITIONS = {"a": "at", "b": "by", "i": "in", "w": "with"}
-ADVERBS = {"a": "again", "n": "now", "p": "please", "s": "soon"}
-
-
-def grid_sentence(path: Path) -> list[str]:
-    """The six words a GRID file name encodes: `id2_vcd_swwp2s.mpg` -> set white with p two soon."""
-    code = path.stem.split("_")[-1]
-    if not re.fullmatch(r"[blps][bgrw][abiw][a-z][0-9z][anps]", code):
-        raise ValueError(f"{path.name} is not a GRID sentence code")
-    digit = DIGITS[0] if code[4] == "z" else DIGITS[int(code[4])]
-    return [COMMANDS[code[0]], COLOURS[code[1]], PREPOSITIONS[code[2]], code[3], digit, ADVERBS[code[5]]]
-
 
 normalise = normalise_words
 

@@ -38,14 +38,11 @@ from edge.asr.bounded import LIVE_ENCODER_PAD_S, streaming_config
 from edge.asr.streaming import StreamingAsr
 from edge.asr.wer import word_error_rate
 from edge.features.synth import Voice, synthesize
+from tools._grid import grid_sentence
 
 SR = 16_000
 CHUNK = 3200  # 0.2 s at 16 kHz, as the live audio thread delivers it
 GREEDY = AsrConfig(temperatures=(0.0,))
-COMMANDS = {"b": "bin", "l": "lay", "p": "place", "s": "set"}
-COLOURS = {"b": "blue", "g": "green", "r": "red", "w": "white"}
-PREPOSITIONS = {"a": "at", "b": "by", "i": "in", "w": "with"}
-ADVERBS = {"a": "again", "n": "now", "p": "please", "s": "soon"}
 
 
 def settings(pad_s: float) -> dict[str, AsrConfig]:
@@ -58,18 +55,11 @@ def settings(pad_s: float) -> dict[str, AsrConfig]:
     }
 
 
-def grid_reference(path: Path) -> str:
-    """The sentence a GRID file name encodes: `id2_vcd_swwp2s.mpg` -> "set white with p 2 soon"."""
-    c = path.stem.split("_")[-1]
-    digit = "0" if c[4] == "z" else c[4]
-    return f"{COMMANDS[c[0]]} {COLOURS[c[1]]} {PREPOSITIONS[c[2]]} {c[3]} {digit} {ADVERBS[c[5]]}"
-
-
 def grid_speech(folder: Path, loops: int) -> tuple[list[np.ndarray], list[str]]:
     clips = sorted(folder.glob("*.mpg"))
     if not clips:
         raise SystemExit(f"bench_asr_stream: no GRID .mpg clips in {folder}")
-    return [load_audio_16k(c) for c in clips] * loops, [grid_reference(c) for c in clips] * loops
+    return [load_audio_16k(c) for c in clips] * loops, [" ".join(grid_sentence(c)) for c in clips] * loops
 
 
 def mosi_speech(label_csv: Path, n: int) -> tuple[list[np.ndarray], list[str]]:
