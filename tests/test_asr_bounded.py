@@ -9,7 +9,8 @@ from edge.asr import AsrConfig, AsrConfigError, AsrInputError, Transcriber, load
 from edge.asr.bounded import LIVE_ENCODER_PAD_S, streaming_config, trimmed_frames
 from edge.asr.wer import normalise_words
 from edge.manifest import ManifestError
-from tests.test_asr import _grid_clips, grid_sentence
+from tests.test_asr import _grid_clips
+from tools._grid import grid_sentence
 
 SR = 16_000
 
