@@ -182,3 +182,37 @@ def test_an_absent_modality_gets_the_variance_bound_and_only_it() -> None:
 def test_absent_variance_is_validated() -> None:
     with pytest.raises(ConfigError, match="absent_variance"):
         _config(absent_variance="zero")
+
+
+def test_encoder_ignores_invalid_steps_and_pools_an_absent_stream_to_zero() -> None:
+    torch.manual_seed(0)
+    model = create_model("qamoe", _config()).eval()
+    feats, masks, _ = _batch(batch=8)
+    masks[Modality.AUDIO][2] = False  # one sample with no audio at all
+    enc = model.encoders["audio"]
+    norm = model.norms["audio"]
+    pooled, coverage = enc(feats[Modality.AUDIO], masks[Modality.AUDIO], norm.mean, norm.std)
+    garbage = feats[Modality.AUDIO].clone()
+    garbage[~masks[Modality.AUDIO]] = 1e3  # whatever sits at an invalid step must not leak
+    again, _ = enc(garbage, masks[Modality.AUDIO], norm.mean, norm.std)
+    assert torch.equal(pooled, again)
+    assert torch.count_nonzero(pooled[2]) == 0 and coverage[2] == 0
+    assert torch.all(pooled.abs().sum(dim=1)[masks[Modality.AUDIO].any(dim=1)] > 0)
+
+
+def test_export_avoids_cpu_slow_patterns(tmp_path) -> None:
+    """Patterns that cost ONNX Runtime's CPU kernels several times their work (docs/BENCHMARKS.md): a MatMul
+    with a 1-D operand, Einsum, and ConstantOfShape-built fills inside the reliability head."""
+    import onnx
+
+    model = create_model("qamoe", _config())
+    path = export_onnx(model, tmp_path / "m.onnx", SEQ)
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.value_info, *graph.input]}
+    ranks |= {t.name: len(t.dims) for t in graph.initializer}
+    ops = [n.op_type for n in graph.node]
+    assert "Einsum" not in ops and "ConstantOfShape" not in ops[: ops.index("TopK")]
+    constants = {t.name for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "MatMul" and not constants.issuperset(node.input):  # constants fold at load
+            assert all(ranks.get(name, 2) >= 2 for name in node.input), (node.name, list(node.input))

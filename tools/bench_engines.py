@@ -4,6 +4,7 @@
     python tools/bench_engines.py                   # fresh default QA-MoE, live shapes, torch vs ORT-CPU
     python tools/bench_engines.py --checkpoint DIR  # a trained checkpoint
     python tools/bench_engines.py --profile         # + ONNX Runtime per-op-type time shares
+    python tools/bench_engines.py --against OLD.onnx  # + ORT-CPU batch 1, this export vs OLD.onnx, interleaved
     python tools/bench_engines.py --json out.json   # + machine-readable results
 
 Batch 1: median and p95 over --runs calls after --warmup. Batch 32: windows per second. Parity: max abs diff
@@ -73,6 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-gpu", action="store_true", help="skip the CUDA rows even where a GPU is present")
     p.add_argument("--profile", action="store_true", help="print ORT per-op-type time shares at batch 1")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument(
+        "--against", type=Path, default=None,
+        help="an older ONNX export of the same model: time it against this export at batch 1 on ORT-CPU, "
+        "call by call in alternation (the fair comparison on a machine whose speed drifts)",
+    )
     return p.parse_args(argv)
 
 
@@ -251,6 +257,8 @@ def run(args: argparse.Namespace) -> list[Row]:
         )
         if args.profile:
             profile_ort(path, x1, args)
+        if args.against is not None:
+            compare_exports(path, args.against, x1, args)
         if gpu and "CUDAExecutionProvider" not in env.ort_providers:
             print("(no ORT-CUDA row: this onnxruntime has no CUDA provider; onnxruntime-gpu adds it)")
         if gpu and torch.cuda.is_available():
@@ -290,6 +298,39 @@ def profile_ort(path: Path, x1: Mapping[str, np.ndarray], args: argparse.Namespa
     print(f"\nORT profile, batch 1: {len(nodes)} nodes run per call after fusion; kernel time by op type:")
     for op, dur in sorted(per_op.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {op:<24}{100 * dur / total:5.1f} %")
+
+
+def compare_exports(path: Path, other: Path, x1: Mapping[str, np.ndarray], args: argparse.Namespace) -> None:
+    """Batch-1 ORT-CPU latency of this export and of `other`, alternating calls (same inputs, same session
+    options), so drift in the machine's speed hits both alike; plus their node counts and output agreement."""
+    from edge.backends.base import BackendConfig
+    from edge.backends.ort import OrtBackend
+
+    config = BackendConfig(backend="ort-cpu", intra_op_threads=args.threads)
+    with OrtBackend(path, config) as new, OrtBackend(other, config) as old:
+        diff = max(
+            float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b))))
+            for a, b in zip(new.infer(x1).values(), old.infer(x1).values(), strict=True)
+        )
+        for _ in range(args.warmup):
+            new.infer(x1), old.infer(x1)
+        times: dict[str, list[float]] = {"this export": [], str(other): []}
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(args.runs):
+                order = ((new, "this export"), (old, str(other)))
+                for backend, key in order if i % 2 else order[::-1]:
+                    t0 = time.perf_counter_ns()
+                    backend.infer(x1)
+                    times[key].append((time.perf_counter_ns() - t0) / 1e6)
+        finally:
+            gc.enable()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\nORT-CPU batch 1, alternating calls ({args.runs} each), outputs agree to {diff:.1e}:")
+    for key, value in med.items():
+        print(f"  {key:<40}median {value:.3f} ms  p95 {np.percentile(times[key], 95):.3f} ms")
+    print(f"  this export / other: {med['this export'] / med[str(other)]:.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:

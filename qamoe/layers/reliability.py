@@ -32,8 +32,9 @@ class GaussianReliability(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu = self.mu(pooled)
         raw = self.var(torch.cat([pooled, coverage.unsqueeze(-1)], dim=-1)).squeeze(-1)
-        log_sigma2 = _LOG_VAR_BOUND * torch.tanh(raw / _LOG_VAR_BOUND)
+        # Computed as -log sigma^2 (the export then needs no Neg before the sigmoid), with a scalar fill for
+        # absent modalities (no Shape + ConstantOfShape): the same numbers, fewer ONNX nodes.
+        neg_log_sigma2 = -_LOG_VAR_BOUND * torch.tanh(raw / _LOG_VAR_BOUND)
         if self.absent_max_variance:
-            log_sigma2 = torch.where(coverage > 0, log_sigma2, torch.full_like(log_sigma2, _LOG_VAR_BOUND))
-        r = torch.sigmoid(-log_sigma2)
-        return mu, log_sigma2, r
+            neg_log_sigma2 = torch.where(coverage > 0, neg_log_sigma2, -_LOG_VAR_BOUND)
+        return mu, -neg_log_sigma2, torch.sigmoid(neg_log_sigma2)
