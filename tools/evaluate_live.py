@@ -145,15 +145,17 @@ def raw_table(rows: list[dict[str, Any]]) -> str:
     from edge.features.raw_corruptions import MODALITY_OF
 
     kinds = sorted({r["kind"] for r in rows})
-    lines = ["| corruption | modality hit | ρ(severity, r of that modality) | ρ other modalities | "
-             "r at levels 0 / 0.2 / 0.4 / 0.6 / 0.8 / 1.0 | MAE at 0 / 1.0 |", "|---|---|---|---|---|---|"]
+    lines = ["| corruption | modality hit | ρ(severity, r of that modality) | ρ over the twins whose clean row "
+             "observes it (n) | ρ other modalities | r at levels 0 / 0.2 / 0.4 / 0.6 / 0.8 / 1.0 | MAE at 0 / 1.0 |",
+             "|---|---|---|---|---|---|---|"]
     for kind in kinds:
         mine = [r for r in rows if r["kind"] == kind]
         m = MODALITY_OF[kind]
         others = [o for o in ("text", "audio", "vision") if o != m]
         rel = " / ".join(f"{np.mean([r.get(f'rel_{m}@{lv:g}', np.nan) for r in mine]):.2f}"
                          for lv in (0, 0.2, 0.4, 0.6, 0.8, 1.0))
-        lines.append(f"| {kind} | {m} | {fmt([r[f'rho_{m}'] for r in mine], 'rho')} | "
+        seen = f"{fmt([r[f'rho_{m}_observed'] for r in mine], 'rho')} ({mine[0][f'n_observed_{m}']})"
+        lines.append(f"| {kind} | {m} | {fmt([r[f'rho_{m}'] for r in mine], 'rho')} | {seen} | "
                      + ", ".join(f"{o} {fmt([r[f'rho_{o}'] for r in mine], 'rho')}" for o in others)
                      + f" | {rel} | {fmt([r['mae@0'] for r in mine], 'mae')} / "
                      f"{fmt([r.get('mae@1', np.nan) for r in mine], 'mae')} |")

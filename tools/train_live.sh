@@ -2,7 +2,7 @@
 # Train the shipped live checkpoint and the baselines on the live-feature corpus (docs/MODEL_CARD.md).
 #
 #   bash tools/train_live.sh                       # corpus in runs/corpus, checkpoints in runs/live
-#   CORPUS=DIR OUT=DIR EPOCHS=8 SEEDS="0 1 2" METHODS="qamoe early_fusion" bash tools/train_live.sh
+#   CORPUS=DIR OUT=DIR EPOCHS=5 SEEDS="0 1 2" METHODS="qamoe early_fusion" EXTRA=... bash tools/train_live.sh
 #
 # Every method gets the same corpus (train + train_raw twins), the same width (d_model 32, expert_hidden 48:
 # the size whose ONNX graph meets the 0.3 ms CPU budget, docs/BENCHMARKS.md), the same epochs and seeds, and
@@ -12,10 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS=${CORPUS:-runs/corpus}
 OUT=${OUT:-runs/live}
-EPOCHS=${EPOCHS:-8}
+EPOCHS=${EPOCHS:-5}
 SEEDS=${SEEDS:-"0 1 2"}
 METHODS=${METHODS:-"qamoe qamoe_no_quality_gate early_fusion late_fusion"}
-DIMS="d_model=32,expert_hidden=48"
+# EXTRA: more ModelConfig overrides for every method, e.g. EXTRA=absent_variance=learned (how the shipped
+# live_v1 weights were trained: before the absent-modality variance bound existed, docs/MODEL_CARD.md)
+DIMS="d_model=32,expert_hidden=48${EXTRA:+,$EXTRA}"
 PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"
 
