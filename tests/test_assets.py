@@ -72,6 +72,7 @@ def test_manifest_verifies_and_records_provenance(manifest: Manifest) -> None:
         "fer-mini-xception",
         "blazeface-short-range",
         "blazeface-full-range",
+        "silero-vad-v6",
     }
     assert expected <= set(manifest.names())
     pinned = {p.package: p.sha256 for p in PINS.values()}
@@ -195,6 +196,39 @@ def test_whisper_transcribes_a_grid_clip(manifest: Manifest) -> None:
         pytest.skip(f"GRID clips not found in {GRID}: these tests need ../shared beside the repository")
     words = _transcribe(_path(manifest, "whisper-tiny.en"), clip)
     assert sum(w in words for w in "set white with p two soon".split()) >= 4, words
+
+
+def _grid_audio(clip: Path) -> np.ndarray:
+    from edge.asr import load_audio_16k
+
+    return load_audio_16k(str(clip))
+
+
+def test_vad_rewrite_is_gemm_only_and_matches_the_wheel_graph(manifest: Manifest) -> None:
+    """The built Silero VAD has no Conv left and gives the wheel graph's probabilities, streamed statefully, on
+    speech-like, noisy, silent and clipped audio and (with ../shared) on every GRID clip."""
+    import onnx
+
+    from edge.features.vad import VAD_CHUNK, SileroVad, default_vad_model_path
+    from qamoe.build.vad import parity_streams
+
+    path = _path(manifest, "silero-vad-v6")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "Conv" not in ops and {"MatMul", "LSTM"} <= ops
+    streams = parity_streams(seed=1)
+    if GRID.is_dir():
+        streams += [_grid_audio(clip) for clip in sorted(GRID.glob("*.mpg"))]
+    ours, wheel = SileroVad(path), SileroVad(default_vad_model_path())
+    worst, speech_chunks, call = 0.0, 0, 10 * VAD_CHUNK  # 10 chunks per call, as the audio extractor feeds it
+    for stream in streams:
+        ours.reset()
+        wheel.reset()
+        for block in stream[: stream.size // call * call].reshape(-1, call):
+            p, q = ours.process(block), wheel.process(block)
+            worst = max(worst, float(np.abs(p - q).max()))
+            speech_chunks += int((q > 0.5).sum())
+    assert worst <= 1e-4
+    assert speech_chunks > 50  # the streams do contain speech as Silero sees it
 
 
 def _grid_frames(clip: Path, count: int) -> list:

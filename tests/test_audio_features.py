@@ -280,3 +280,29 @@ def test_to_mono_16k_downmixes_scales_and_resamples() -> None:
 def test_importing_edge_features_does_not_import_torch() -> None:
     code = "import sys, edge.features; assert 'torch' not in sys.modules, 'edge.features imported torch'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_vad_model_is_the_built_rewrite_else_the_wheel_graph_and_a_corrupt_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    from edge.assets import default_engines_dir
+    from edge.features.vad import VAD_ARTIFACT, SileroVad, resolve_vad_model
+    from edge.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
+
+    built = default_engines_dir()
+    manifest = load_manifest(built / MANIFEST_NAME, missing_ok=True)
+    if VAD_ARTIFACT not in manifest.names():
+        pytest.skip("engines not built: run `python tools/build_engine.py` (tools/run_tests.sh does)")
+    assert resolve_vad_model(tmp_path) == default_vad_model_path()  # no manifest: the wheel's own graph
+    artifact = manifest.get(VAD_ARTIFACT)
+    copy = tmp_path / artifact.path
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes((built / artifact.path).read_bytes())
+    write_manifest(Manifest(artifacts=(artifact,)), tmp_path / MANIFEST_NAME)
+    assert resolve_vad_model(tmp_path) == copy
+    assert AudioFeatureExtractor(engines_dir=tmp_path).vad_model_path == copy
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(VadModelError, match="build_engine.py"):
+        SileroVad(engines_dir=tmp_path)

@@ -41,6 +41,7 @@ Columns (`names`; 22 by default):
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -196,11 +197,19 @@ def _vad_maps(cfg: AudioFeatureConfig) -> tuple[np.ndarray, np.ndarray]:
 class AudioFeatureExtractor:
     """Streaming audio features: `push()` 16 kHz mono float32 chunks, `pop()` finished frames; thread-free."""
 
-    def __init__(self, config: AudioFeatureConfig | None = None, *, vad: SileroVad | None = None) -> None:
+    def __init__(
+        self,
+        config: AudioFeatureConfig | None = None,
+        *,
+        vad: SileroVad | None = None,
+        engines_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.config = config if config is not None else AudioFeatureConfig()
         cfg = self.config
         self._hops = HopAnalyser(cfg)
-        self._vad = vad if vad is not None else SileroVad(cfg.vad_model_path, threads=cfg.vad_threads)
+        if vad is None:
+            vad = SileroVad(cfg.vad_model_path, threads=cfg.vad_threads, engines_dir=engines_dir)
+        self._vad = vad
         self._snr = SnrTracker(
             history_hops=round(cfg.snr_history_s / cfg.hop_s),
             hops_per_frame=cfg.hops_per_frame,
@@ -213,6 +222,11 @@ class AudioFeatureExtractor:
     @property
     def names(self) -> tuple[str, ...]:
         return self.config.names
+
+    @property
+    def vad_model_path(self) -> Path:
+        """The Silero VAD graph this extractor runs (see `edge.features.vad.resolve_vad_model`)."""
+        return self._vad.model_path
 
     @property
     def frame_period_ns(self) -> int:

