@@ -19,11 +19,12 @@ import pytest
 from edge.manifest import MANIFEST_NAME, Manifest, load_manifest, verify, write_manifest
 from qamoe.build.model_engine import weights_hash
 from qamoe.build.wheels import PINS, extract_tree
+from qamoe.checkpoints import SHIPPED
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOL = REPO_ROOT / "tools" / "build_engine.py"
 ENGINES = REPO_ROOT / "engines"
-SHIPPED_CHECKPOINT = REPO_ROOT / "qamoe" / "checkpoints" / "live_v1"  # what the default build compiles
+SHIPPED_CHECKPOINT = SHIPPED  # what the default build compiles
 GRID = REPO_ROOT.parent / "shared" / "media" / "grid"
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The shipped default checkpoint (qamoe/checkpoints/live_v1, docs/MODEL_CARD.md) and its engine, end to end.
+"""The shipped default checkpoint (qamoe.checkpoints.SHIPPED, docs/MODEL_CARD.md) and its engine, end to end.
 
 - the checkpoint is small, carries this version's feature spec, and the model card names its sha256;
 - `python tools/build_engine.py` builds its engine by default and `qamoe-live` runs it without --model flags;
@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qamoe.checkpoints import SHIPPED
 from tests.live_fixtures import GRID, REPO, Collector, free_endpoint
 
-CHECKPOINT = REPO / "qamoe" / "checkpoints" / "live_v1"
+CHECKPOINT = SHIPPED
 CARD = REPO / "docs" / "MODEL_CARD.md"
 ENGINES = REPO / "engines"
 

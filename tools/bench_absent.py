@@ -2,7 +2,7 @@
 """What an absent modality's reliability should be: the variance bound ("max", the default) or the variance
 head's own estimate ("learned"), measured on one checkpoint in the same run (docs/MODEL.md, "Absent modalities").
 
-  python tools/bench_absent.py --corpus runs/corpus-mosi --checkpoint qamoe/checkpoints/live_v1
+  python tools/bench_absent.py --corpus runs/corpus-mosi     # the shipped checkpoint, or --checkpoint DIR
 
 Both settings see exactly the same corrupted test sets (the spectrum's conditions are seeded). Prints, per
 setting: the reliability published for a modality with no step (issue 7 asks <= 0.2), MAE on clean input, on
@@ -26,6 +26,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
     sys.path.insert(0, str(REPO_ROOT))
 
 from qamoe.checkpoint import load_checkpoint
+from qamoe.checkpoints import SHIPPED
 from qamoe.cli import run_main, setup_logging
 from qamoe.corpus_eval import raw_fidelity_rows, read_provenance, shuffle_check
 from qamoe.data.shards import concat_featuresets, read_shards
@@ -41,7 +42,7 @@ PROTOCOLS = ("clean", "missing_patterns", "random_missing", "joint")
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", type=Path, required=True, help="a corpus folder of tools/build_corpus.py")
-    p.add_argument("--checkpoint", type=Path, default=REPO_ROOT / "qamoe" / "checkpoints" / "live_v1")
+    p.add_argument("--checkpoint", type=Path, default=SHIPPED)
     p.add_argument("--split", default="test")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="also write the table here (markdown)")

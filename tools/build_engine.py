@@ -35,11 +35,12 @@ from qamoe.build.model_engine import (  # noqa: E402
     plan_problems,
 )
 from qamoe.build.runner import BuildContext, Stage, check, run_stages  # noqa: E402
+from qamoe.checkpoints import SHIPPED  # noqa: E402
 
 log = logging.getLogger("build_engine")
 
 # The checkpoint shipped with the repository (docs/MODEL_CARD.md): built by default.
-SHIPPED_CHECKPOINT = REPO_ROOT / "qamoe" / "checkpoints" / "live_v1"
+SHIPPED_CHECKPOINT = SHIPPED
 # Stages run in this order; the model stage ("model") joins them when --checkpoint is given.
 STAGES: tuple[Stage, ...] = (*ASSET_STAGES,)
 STAGE_NAMES = (*(s.name for s in STAGES), "model")

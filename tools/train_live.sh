@@ -15,8 +15,8 @@ OUT=${OUT:-runs/live}
 EPOCHS=${EPOCHS:-5}
 SEEDS=${SEEDS:-"0 1 2"}
 METHODS=${METHODS:-"qamoe qamoe_no_quality_gate early_fusion late_fusion"}
-# EXTRA: more ModelConfig overrides for every method, e.g. EXTRA=absent_variance=learned (how the shipped
-# live_v1 weights were trained: before the absent-modality variance bound existed, docs/MODEL_CARD.md)
+# EXTRA: more ModelConfig overrides for every method, e.g. EXTRA=absent_variance=learned (the recipe of the
+# retired live_v1 weights, trained before the absent-modality variance bound existed; docs/MODEL_CARD.md)
 DIMS="d_model=32,expert_hidden=48${EXTRA:+,$EXTRA}"
 PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"
