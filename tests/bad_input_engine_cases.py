@@ -76,6 +76,15 @@ def _edit_model_entry(**extra: object) -> Callable[[Kit], None]:
     return damage
 
 
+def _vad_sha_mismatch(k: Kit) -> None:
+    """The built VAD no longer matches its manifest entry (the assets folder is shared: edit the entry)."""
+    data = k.manifest()
+    for a in data["artifacts"]:
+        if a["name"] == "silero-vad-v6":
+            a["sha256"] = "0" * 64
+    k.write_manifest(data)
+
+
 def _drop_model(k: Kit) -> None:
     data = k.manifest()
     data["artifacts"] = [a for a in data["artifacts"] if a["name"] != "qamoe"]
@@ -209,6 +218,12 @@ ENGINES = [
         0,
         _fell_back_to_ort,
         True,
+    ),
+    Case(
+        "live-vad-artifact-mismatch",
+        _engines(_vad_sha_mismatch),
+        4,
+        "artifact 'silero-vad-v6' does not match the manifest",
     ),
     Case(
         "live-asr-model-missing",

@@ -31,6 +31,7 @@ from edge.features.corpus_jobs import CLIP_ERRORS
 from edge.features.offline import Extractors, OfflineError
 from edge.features.spec import FeatureSpec, FeatureSpecError
 from edge.features.text import TextFeatureError
+from edge.features.vad import VadModelError
 from edge.manifest import ManifestError
 from qamoe.data.featureset import FeatureSet
 from qamoe.data.shards import concat_featuresets, read_shard, read_shard_meta, write_shard
@@ -169,7 +170,7 @@ def make_extractors(asr: bool, spec: FeatureSpec) -> Extractors:
     try:
         extractors = Extractors.create(asr=asr)
         extractors.check(spec)
-    except (ManifestError, AsrError, TextFeatureError, FeatureSpecError, OfflineError) as e:
+    except (ManifestError, AsrError, TextFeatureError, VadModelError, FeatureSpecError, OfflineError) as e:
         raise ConfigError(f"cannot build the feature extractors: {e}") from None
     return extractors
 

@@ -242,9 +242,10 @@ def error_code(exc: BaseException) -> int | None:
     try:
         from edge.asr.transcriber import AsrError
         from edge.features.text import TextFeatureError
+        from edge.features.vad import VadModelError
         from edge.features.visual import VisualConfigError
 
-        if isinstance(exc, AsrError | TextFeatureError | VisualConfigError):
+        if isinstance(exc, AsrError | TextFeatureError | VadModelError | VisualConfigError):
             return EXIT_MODEL
     except ImportError:  # pragma: no cover
         pass
