@@ -17,6 +17,13 @@ from edge.publish.examples import example_health, example_sentiment, example_tra
 
 ANSI = "\x1b[2J\x1b[31mred"
 TAP = [sys.executable, "-m", "edge.cli.tap"]
+# qamoe-tap as a terminal starts it: a child of a shell without job control (CI in the background, nohup) inherits
+# SIGINT *ignored*, and the tap rightly keeps ignoring it, as POSIX background jobs do; Ctrl-C needs Python's default
+TAP_IN_A_TERMINAL = [
+    sys.executable, "-c",
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'qamoe-tap'; runpy.run_module('edge.cli.tap', run_name='__main__', alter_sys=True)",
+]
 
 
 @pytest.fixture
@@ -84,7 +91,10 @@ def test_tap_json_prints_raw_validating_json_lines(live_endpoint: str) -> None:
 
 def test_tap_ctrl_c_exits_0(live_endpoint: str) -> None:
     proc = subprocess.Popen(
-        [*TAP, "--endpoint", live_endpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*TAP_IN_A_TERMINAL, "--endpoint", live_endpoint],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline()  # it is in its receive loop
