@@ -21,8 +21,10 @@ TAP = [sys.executable, "-m", "edge.cli.tap"]
 # SIGINT *ignored*, and the tap rightly keeps ignoring it, as POSIX background jobs do; Ctrl-C needs Python's default
 TAP_IN_A_TERMINAL = [
     sys.executable, "-c",
-    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "sys.argv[0] = 'qamoe-tap'; runpy.run_module('edge.cli.tap', run_name='__main__', alter_sys=True)",
+    (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('edge.cli.tap', run_name='__main__', alter_sys=True)"
+    ),
 ]
 
 
