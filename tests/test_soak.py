@@ -42,6 +42,19 @@ def test_a_healthy_run_passes_despite_rss_jitter() -> None:
     assert verdict(steady(2), 2) == []
 
 
+def _dip(samples: list[Sample], at_s: float, by_mb: float) -> list[Sample]:
+    """The allocator gives `by_mb` back at `at_s` and takes it again by the next sample (a floor dip)."""
+    return [dataclasses.replace(x, rss_floor_mb=x.rss_floor_mb - by_mb) if x.t_s == at_s else x for x in samples]
+
+
+def test_a_floor_dip_is_not_growth_but_a_leak_through_dips_still_fails() -> None:
+    # a healthy 2-minute run whose floor dips by 17 MB at the start of the second half (dips of 13-17 MB seen
+    # on 2026-11-29; the plain floor's slope read this one as 10.9 MB/min, over the 10 MB/min limit)
+    assert verdict(_dip(steady(2), 60, 17.0), 2) == []
+    leaking = _dip(_dip(steady(2, rss=15.0), 60, 17.0), 90, 17.0)
+    assert any("rss grew" in f for f in verdict(leaking, 2))
+
+
 @pytest.mark.parametrize(
     ("samples", "minutes", "needle"),
     [

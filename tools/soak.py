@@ -14,9 +14,10 @@ subscriber the sentiment-message rate since the last sample and the sequence gap
 qamoe-live gets SIGINT and must exit 130 within 10 s.
 
 Fails (exit 1, one line naming what grew) when, with "second half" = the samples from N/2 minutes on:
-  rss       the least-squares slope of the RSS floor (the least RSS, polled every second, of each sample's
-            interval: the ASR's decode buffers come and go by tens of MB, a leak lifts the floor) over the
-            second half exceeds max(2 MB/min, 10 MB / its minutes) (30 min: 2 MB/min; 2 min: 10 MB/min)
+  rss       the least-squares slope of the RSS floor's high-water mark (the floor: the least RSS, polled every
+            second, of each sample's interval, since the ASR's decode buffers come and go by tens of MB; its
+            running maximum, since a leak keeps lifting it to new highs while a dip is memory given back) over
+            the second half exceeds max(2 MB/min, 10 MB / its minutes) (30 min: 2 MB/min; 2 min: 10 MB/min)
   threads   the second half's maximum exceeds the first half's maximum by more than 2
   fds       the second half's maximum exceeds the first half's maximum by more than 4
   asr lag   growing without bound: the largest lag in the last quarter exceeds max(5 s, 2 x the first
