@@ -21,6 +21,7 @@ for bit).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import tempfile
 from pathlib import Path
@@ -181,15 +182,13 @@ def parity(source_path: Path, rewritten_path: Path, streams: list[np.ndarray]) -
                                chunks], axis=1)
         zero = np.zeros((1, 1, 128), np.float32)
         state_a, state_b = (zero, zero), (zero, zero)
-        start, sizes = 0, (1, 3, 7, 10)
-        for i in range(rows.shape[0]):
-            stop = min(start + sizes[i % len(sizes)], rows.shape[0])
-            if start >= stop:
-                break
+        bounds, sizes = [0], (1, 3, 7, 10)  # calls of 1, 3, 7, 10, 1, 3, ... rows
+        while bounds[-1] < rows.shape[0]:
+            bounds.append(min(rows.shape[0], bounds[-1] + sizes[(len(bounds) - 1) % len(sizes)]))
+        for start, stop in itertools.pairwise(bounds):
             pa, *state_a = a.run(None, {"input": rows[start:stop], "h": state_a[0], "c": state_a[1]})
             pb, *state_b = b.run(None, {"input": rows[start:stop], "h": state_b[0], "c": state_b[1]})
             worst = max(worst, float(np.abs(pa - pb).max()), float(np.abs(state_a[0] - state_b[0]).max()))
-            start = stop
     return worst
 
 
