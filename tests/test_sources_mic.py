@@ -4,6 +4,7 @@ ALSA `pulse` device chosen by name substring, live at 16 kHz."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from collections.abc import Iterator
@@ -88,9 +89,13 @@ def test_virtual_mic_is_listed_and_runs_on_a_worker(mic: VirtualMic) -> None:
 
 
 def test_a_microphone_that_disappears_goes_absent_and_comes_back(
-    mic: VirtualMic, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    mic: VirtualMic,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A private PulseAudio (not CI's shared one) is stopped under a running worker and started again."""
+    caplog.set_level(logging.DEBUG, logger="edge.sources")  # on failure, the log shows which device call blocked
     directory = str(tmp_path_factory.mktemp("pa", numbered=True))
     if len(directory) > 80:  # the socket path must fit in sockaddr_un
         pytest.skip(f"temporary directory path too long for a unix socket: {directory}")

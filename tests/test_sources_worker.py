@@ -153,6 +153,38 @@ def test_stop_returns_quickly_with_no_thread_left(tmp_path: Path) -> None:
     assert not video.source.is_open and not audio_src.is_open
 
 
+def test_a_device_stream_that_will_not_close_is_abandoned_after_release_s() -> None:
+    """Once in CI, with its PulseAudio server killed, a capture stream's Pa_CloseStream never returned and the
+    worker hung in close(). That hang cannot be produced on demand here, so the stream is a stand-in whose
+    close() blocks until released: close() must give up after release_s, count it, and leave the source
+    closed (ready to reopen) with the blocked call parked on its own thread."""
+    released = threading.Event()
+    calls: list[bool] = []
+
+    class StuckStream:
+        def close(self, ignore_errors: bool = True) -> None:
+            calls.append(ignore_errors)
+            released.wait(10.0)
+
+    source = AudioSource(AudioSourceConfig(parse_mic("default"), release_s=0.3))
+    source._stream = StuckStream()
+    start = time.monotonic()
+    source.close()
+    took = time.monotonic() - start
+    try:
+        assert 0.3 <= took < 1.0, took
+        assert calls == [True] and not source.is_open
+        assert source.stats.abandoned_streams == 1
+        parked = [t for t in threading.enumerate() if t.name == "audio-release"]
+        assert len(parked) == 1 and parked[0].daemon
+        source.close()  # nothing left to release: returns at once, counts nothing
+        assert source.stats.abandoned_streams == 1
+    finally:
+        released.set()
+    parked[0].join(2.0)
+    assert not parked[0].is_alive()
+
+
 def test_replay_worker_ends_with_eos_and_counts_latest_wins_drops(tmp_path: Path) -> None:
     clip = write_clip(tmp_path / "cam.avi", frames=10)
     fast = ReplayConfig(realtime=False)

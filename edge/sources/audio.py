@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,7 +45,8 @@ FILE_MAX_CHANNELS = 8  # up to 7.1; mixed down to mono
 @dataclass(frozen=True)
 class AudioSourceConfig:
     """`chunk_s`: most audio one read returns. `ring_s`: device buffer between the callback and read().
-    `stall_s`: a device silent (no callbacks) this long reads as ERROR. `latency`: PortAudio 'low'/'high'."""
+    `stall_s`: a device silent (no callbacks) this long reads as ERROR. `latency`: PortAudio 'low'/'high'.
+    `release_s`: longest wait for PortAudio to close a device stream before it is abandoned (see `close()`)."""
 
     uri: MicUri
     replay: ReplayConfig = field(default_factory=ReplayConfig)
@@ -52,6 +54,7 @@ class AudioSourceConfig:
     ring_s: float = 2.0
     stall_s: float = 2.0
     latency: str = "low"
+    release_s: float = 2.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.uri, MicUri):
@@ -64,6 +67,8 @@ class AudioSourceConfig:
             raise SourceConfigError(f"ring_s={self.ring_s}: must exceed chunk_s and be at most 600 s")
         if not 0.1 <= self.stall_s <= 60:
             raise SourceConfigError(f"stall_s={self.stall_s}: use 0.1-60 s")
+        if not 0.1 <= self.release_s <= 60:
+            raise SourceConfigError(f"release_s={self.release_s}: use 0.1-60 s")
         if self.latency not in ("low", "high"):
             raise SourceConfigError(f"latency={self.latency!r}: use 'low' or 'high'")
 
@@ -80,6 +85,7 @@ class AudioSourceStats:
     clock_resyncs: int = 0
     gap_samples: int = 0  # at 16 kHz: lost before our callback (xruns, a stalled process), from the clock gaps
     capture_rate: int = SAMPLE_RATE
+    abandoned_streams: int = 0  # device streams PortAudio did not close within release_s (see AudioSource.close)
 
     def snapshot(self) -> AudioSourceStats:
         return dataclasses.replace(self)
@@ -117,6 +123,21 @@ def _check_file_format(path: object, codec: Any) -> None:
         )
 
 
+def _release_stream(stream: Any, timeout_s: float) -> bool:
+    """Pa_CloseStream (it aborts a running stream first) on a daemon thread; False if it has not returned
+    within timeout_s, and the thread is left parked with it."""
+    done = threading.Event()
+
+    def release() -> None:
+        try:
+            stream.close(ignore_errors=True)
+        finally:
+            done.set()
+
+    threading.Thread(target=release, name="audio-release", daemon=True).start()
+    return done.wait(timeout_s)
+
+
 def _frames_to_mono(frames: list[Any]) -> np.ndarray:
     if not frames:
         return np.zeros(0, np.float32)
@@ -135,6 +156,7 @@ class AudioSource:
         self._opened = False  # open() succeeded at least once: a later loss reads as ERROR
         # device state
         self._stream: Any = None
+        self._generation = 0  # bumped at every close: callbacks of an earlier stream are dropped
         self._ring: AudioRing | None = None
         self._resample: StreamResampler | None = None
         self._next_t_ns: int | None = None
@@ -159,12 +181,19 @@ class AudioSource:
         self._opened = True
 
     def close(self) -> None:
+        """Release the device or file. A device stream is closed on a helper thread, waited for `release_s`:
+        when its sound server dies, PortAudio's abort can block for good (its capture thread stuck inside the
+        ALSA plugin), and this source must still be able to reopen and to stop. Such a stream is abandoned
+        to its parked helper thread, counted in `stats.abandoned_streams`, and its late callbacks are dropped.
+        Pa_CloseStream unlinks the stream from PortAudio's open-stream list before it aborts it, so a later
+        `rescan_audio()` (Pa_Terminate) does not touch it again."""
         if self._stream is not None:
-            try:
-                self._stream.abort(ignore_errors=True)
-                self._stream.close(ignore_errors=True)
-            finally:
-                self._stream = None
+            stream, self._stream = self._stream, None
+            self._generation += 1
+            if not _release_stream(stream, self.config.release_s):
+                self.stats.abandoned_streams += 1
+                logger.warning("audio input %s: PortAudio did not close the stream within %.1f s; abandoned it "
+                               "(its thread stays parked) and going on", self.uri, self.config.release_s)  # fmt: skip
         if self._container is not None:
             self._container.close()
             self._container, self._decoded = None, None
@@ -201,10 +230,16 @@ class AudioSource:
         self._ring = AudioRing(self.config.ring_s, rate)
         self.stats.capture_rate = rate
         self._next_t_ns = None
+        generation = self._generation
+
+        def callback(indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+            if generation == self._generation:  # not a stream closed (or abandoned) since
+                self._callback(indata, frames, time_info, status)
+
         try:
             self._stream = sd.InputStream(device=device.index, samplerate=rate, channels=channels,
                                           dtype="float32", latency=self.config.latency,
-                                          callback=self._callback)  # fmt: skip
+                                          callback=callback)  # fmt: skip
             self._last_callback = time.monotonic()
             self._stream.start()
         except sd.PortAudioError as exc:

@@ -324,9 +324,13 @@ class AudioWorker(_CaptureWorker[AudioChunk]):
         self._ring.push(item.samples, item.t_ns)
 
     def _reopen(self) -> None:
+        # each step logged at DEBUG: a device library that blocks shows where (see AudioSource.close)
+        logger.debug("audio reopen: closing %s", self.source.uri)
         self.source.close()
         if not self.source.uri.is_file:  # type: ignore[attr-defined]
+            logger.debug("audio reopen: rescanning devices")
             devices.rescan_audio()  # PortAudio lists devices only at initialisation; a returning one is new
+        logger.debug("audio reopen: opening %s", self.source.uri)
         self.source.open()
 
     def get(self, timeout_s: float, max_s: float = 1.0) -> AudioChunk:

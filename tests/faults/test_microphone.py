@@ -10,6 +10,7 @@ meaningful, so the tests assert the columns the model is given)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,8 @@ def _play(mic: PrivateMic, wav: Path) -> tuple[int, int]:
     return t0, now_ns()
 
 
-def test_microphone_disappears_and_comes_back(comps, mic_env: PrivateMic, record) -> None:  # type: ignore[no-untyped-def]
+def test_microphone_disappears_and_comes_back(comps, mic_env: PrivateMic, record, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG, logger="edge.sources")  # on failure, the log shows which device call blocked
     with _live(comps) as live:
         live.first("sentiment", lambda b: present(b, "audio"), 0, 30, "audio present before the fault")
         t_fault = now_ns()
