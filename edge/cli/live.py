@@ -241,11 +241,12 @@ def error_code(exc: BaseException) -> int | None:
             return code
     try:
         from edge.asr.transcriber import AsrError
+        from edge.features.dsp_native import DspLibraryError
         from edge.features.text import TextFeatureError
         from edge.features.vad import VadModelError
         from edge.features.visual import VisualConfigError
 
-        if isinstance(exc, AsrError | TextFeatureError | VadModelError | VisualConfigError):
+        if isinstance(exc, AsrError | DspLibraryError | TextFeatureError | VadModelError | VisualConfigError):
             return EXIT_MODEL
     except ImportError:  # pragma: no cover
         pass

@@ -50,6 +50,7 @@ import numpy as np
 
 from edge.features.audio_dsp import PITCH_RATE, HopAnalyser
 from edge.features.audio_quality import AudioInputError, SnrTracker, clip_fraction
+from edge.features.dsp_native import DspLibraryError, NativeTail, load_library, resolve_dsp_library
 from edge.features.vad import VAD_CHUNK, VAD_SAMPLE_RATE, SileroVad
 
 logger = logging.getLogger(__name__)
@@ -203,19 +204,33 @@ class AudioFeatureExtractor:
         *,
         vad: SileroVad | None = None,
         engines_dir: str | os.PathLike[str] | None = None,
+        native_dsp: bool | None = None,
     ) -> None:
+        """`native_dsp`: None runs the compiled DSP when the engines manifest lists it (else numpy, said at
+        INFO); False always runs the numpy reference; True requires the compiled library."""
         self.config = config if config is not None else AudioFeatureConfig()
         cfg = self.config
-        self._hops = HopAnalyser(cfg)
+        self.dsp_library = None if native_dsp is False else resolve_dsp_library(engines_dir)
+        if native_dsp and self.dsp_library is None:
+            raise DspLibraryError(
+                "native_dsp=True, but no audio-dsp library is built: run "
+                "`python tools/build_engine.py --only dsp` (it needs a C compiler)"
+            )
+        lib = load_library(self.dsp_library) if self.dsp_library is not None else None
+        self._hops = HopAnalyser(cfg, lib)
         if vad is None:
             vad = SileroVad(cfg.vad_model_path, threads=cfg.vad_threads, engines_dir=engines_dir)
         self._vad = vad
+        history = round(cfg.snr_history_s / cfg.hop_s)
         self._snr = SnrTracker(
-            history_hops=round(cfg.snr_history_s / cfg.hop_s),
+            history_hops=history,
             hops_per_frame=cfg.hops_per_frame,
             noise_quantile=cfg.snr_noise_quantile,
         )
         self._vad_weights, self._hop_chunk = _vad_maps(cfg)
+        self._tail: NativeTail | None = None
+        if self._hops.native is not None:
+            self._tail = NativeTail(lib, self._hops.native, cfg, self._vad_weights, self._hop_chunk, history)
         self.clock_resyncs = 0
         self.reset()
 
@@ -245,6 +260,8 @@ class AudioFeatureExtractor:
         self._finished = False
         self._vad.reset()
         self._snr.reset()
+        if self._tail is not None:
+            self._tail.reset()
 
     def push(self, samples: np.ndarray, t_ns: int | None = None) -> None:
         """Append samples; `t_ns` is the monotonic capture time of their first sample (needed on the first
@@ -344,13 +361,14 @@ class AudioFeatureExtractor:
 
     def _process_block(self, seg: np.ndarray) -> np.ndarray:
         cfg, left = self.config, self._hops.left
-        mfcc, log_mel, power, energy_db, zcr = self._hops.spectral(seg)
-        f0, vprob, voiced = self._hops.pitch(seg, energy_db)
+        mfcc, log_mel, power, energy_db, zcr, f0, vprob, voiced = self._hops.analyse(seg)
+        block = seg[left:left + cfg.block_samples]
+        probs = self._vad.process(block)
+        if self._tail is not None:
+            return self._tail(probs, block)  # reads this block's analysis in place
         prev = log_mel[:1] if self._prev_log_mel is None else self._prev_log_mel
         flux = np.mean(np.maximum(np.diff(log_mel, axis=0, prepend=prev), 0.0), axis=1)
         self._prev_log_mel = log_mel[-1:].copy()
-        block = seg[left:left + cfg.block_samples]
-        probs = self._vad.process(block)
         snr = self._snr.update(power, probs[self._hop_chunk] >= cfg.vad_threshold)
         clip = clip_fraction(block.reshape(cfg.block_frames, cfg.frame_samples), cfg.clip_level)
         n, hpf = cfg.block_frames, cfg.hops_per_frame

@@ -5,6 +5,7 @@ geometry); the equations are in that module's docstring."""
 
 from __future__ import annotations
 
+import ctypes
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,6 +14,7 @@ from edge.features.audio_quality import polyphase_lowpass
 
 if TYPE_CHECKING:
     from edge.features.audio import AudioFeatureConfig
+    from edge.features.dsp_native import NativeHops
 
 LOG_FLOOR = 1e-10
 PITCH_RATE = 4_000  # F0 <= 400 Hz needs no more; YIN runs on the signal decimated to this rate
@@ -43,7 +45,8 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
 class HopAnalyser:
     """Per-hop spectral and YIN pitch analysis of one block's samples plus their left/right context."""
 
-    def __init__(self, cfg: AudioFeatureConfig) -> None:
+    def __init__(self, cfg: AudioFeatureConfig, native: ctypes.CDLL | None = None) -> None:
+        """`native`: the compiled DSP library (`edge.features.dsp_native.load_library`); None runs numpy."""
         rate, win, hop = cfg.sample_rate, cfg.win_samples, cfg.hop_samples
         self.cfg = cfg
         self.window = np.hamming(win).astype(np.float32)
@@ -72,6 +75,28 @@ class HopAnalyser:
         # energy of x[0 : L - tau] plus that of x[tau : L], as differences of one cumulative sum
         self.head_end, self.tail_start, self.frame_ends = starts + plen - taus, starts + taus, starts + plen
         self.frame_starts = starts
+        self.native: NativeHops | None = None
+        if native is not None:
+            from edge.features.dsp_native import NativeHops
+
+            self.native = NativeHops(native, self)
+
+    def analyse(self, seg: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(mfcc, log-mel, power, energy_db, zcr, F0, voicing probability, voiced) per hop: the compiled
+        kernels when loaded (only the FFT in numpy; the arrays are then the kernels' buffers, valid until
+        the next call), else `spectral()` and `pitch()`."""
+        if self.native is None:
+            mfcc, log_mel, power, energy_db, zcr = self.spectral(seg)
+            return (mfcc, log_mel, power, energy_db, zcr, *self.pitch(seg, energy_db))
+        frames, power, energy_db, zcr, f0, vprob, voiced = self.native.analyse(seg)  # buffers of `native`
+        mfcc, log_mel = self.native.mel(np.fft.rfft(frames, axis=1))
+        return mfcc, log_mel, power, energy_db, zcr, f0, vprob, voiced.view(bool)
+
+    def mel(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(MFCC, log-mel) of windowed frames (hops x <= n_fft samples, zero-padded to n_fft)."""
+        spec = np.fft.rfft(frames, n=self.cfg.n_fft, axis=1)
+        log_mel = np.log(np.maximum((spec.real * spec.real + spec.imag * spec.imag) @ self.fb_t, LOG_FLOOR))
+        return log_mel @ self.dct_t, log_mel
 
     def spectral(self, seg: np.ndarray) -> tuple[np.ndarray, ...]:
         """(mfcc, log-mel, power, energy_db, zcr) per hop."""
@@ -82,9 +107,8 @@ class HopAnalyser:
         sign = np.signbit(raw)
         zcr = np.count_nonzero(sign[:, 1:] != sign[:, :-1], axis=1) / (cfg.win_samples - 1)
         emphasised = seg[1:] - np.float32(cfg.preemphasis) * seg[:-1]
-        spec = np.fft.rfft(emphasised[self.spec_idx - 1] * self.window, n=cfg.n_fft, axis=1)
-        log_mel = np.log(np.maximum((spec.real * spec.real + spec.imag * spec.imag) @ self.fb_t, LOG_FLOOR))
-        return log_mel @ self.dct_t, log_mel, power, energy_db, zcr
+        mfcc, log_mel = self.mel(emphasised[self.spec_idx - 1] * self.window)
+        return mfcc, log_mel, power, energy_db, zcr
 
     def decimate(self, seg: np.ndarray) -> np.ndarray:
         """Low-passed signal at PITCH_RATE: y[i] = sum_k h[k] seg[start + D i + k], computed polyphase."""

@@ -1,0 +1,184 @@
+"""The compiled audio DSP (`edge/features/native/audio_dsp.c`, built by `tools/build_engine.py --only dsp`)
+against its numpy reference: the same features on real clips and on hard synthetic signals, streamed in odd
+chunk sizes; how the runtime finds it, and what it refuses. The library is the one the build made here."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.assets import default_engines_dir
+from edge.features import AudioFeatureExtractor
+from edge.features.dsp_native import (
+    DSP_ARTIFACT,
+    DspLibraryError,
+    NativeOrderStats,
+    load_library,
+    resolve_dsp_library,
+)
+from edge.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
+from qamoe.build.dsp import TOLERANCES
+from qamoe.build.vad import parity_streams
+
+GRID = Path(__file__).resolve().parents[2] / "shared" / "media" / "grid"
+# per feature column, the largest difference the compiled DSP may make (docs/FEATURES.md); columns not named
+# here must agree to 1e-4. F0 and voicing compare frames whose voiced share agrees.
+COLUMN_TOL = {f"mfcc_{i}": TOLERANCES["mfcc"] for i in range(13)}
+
+
+def _built_library() -> Path:
+    manifest = load_manifest(default_engines_dir() / MANIFEST_NAME, missing_ok=True)
+    if DSP_ARTIFACT not in manifest.names():
+        pytest.skip("audio-dsp not built: run `python tools/build_engine.py` (tools/run_tests.sh does; needs cc)")
+    return default_engines_dir() / manifest.get(DSP_ARTIFACT).path
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[AudioFeatureExtractor, AudioFeatureExtractor]:
+    _built_library()
+    native = AudioFeatureExtractor(native_dsp=True)
+    reference = AudioFeatureExtractor(native_dsp=False)
+    assert native.dsp_library is not None and reference.dsp_library is None
+    return native, reference
+
+
+def _compare(native: np.ndarray, reference: np.ndarray, names: tuple[str, ...]) -> tuple[float, dict[str, float]]:
+    """(share of frames whose voiced share differs, worst difference per column over the other frames)."""
+    assert native.shape == reference.shape
+    voiced = names.index("voiced")
+    same = native[:, voiced] == reference[:, voiced]
+    worst = {n: float(np.abs(native[same, i] - reference[same, i]).max(initial=0.0)) for i, n in enumerate(names)}
+    return 1.0 - float(same.mean()), worst
+
+
+def _assert_close(flips: float, worst: dict[str, float]) -> None:
+    assert flips <= TOLERANCES["voiced_flips"], flips
+    bad = {n: w for n, w in worst.items() if w > COLUMN_TOL.get(n, 1e-4)}
+    assert not bad, bad
+
+
+def _stream(extractor: AudioFeatureExtractor, audio: np.ndarray, chunks: np.ndarray) -> np.ndarray:
+    extractor.reset(0)
+    for part in np.split(audio, np.cumsum(chunks)[:-1]):
+        extractor.push(part)
+    extractor.finish()
+    return extractor.pop().values
+
+
+def test_the_compiled_dsp_gives_the_numpy_features_on_hard_signals_streamed_in_odd_chunks(pair) -> None:  # type: ignore[no-untyped-def]
+    """Harmonic speech-like audio, the same at 0 dB SNR, noise, near-silence and clipping, back to back in one
+    stream (the SNR history and the flux's previous frame carry across them), pushed in uneven chunks."""
+    native, reference = pair
+    audio = np.concatenate(parity_streams(seed=3))
+    rng = np.random.default_rng(3)
+    chunks = rng.integers(1, 9000, 200)
+    chunks = chunks[np.cumsum(chunks) < audio.size]
+    chunks = np.append(chunks, audio.size - chunks.sum())
+    a = _stream(native, audio, chunks)
+    b = _stream(reference, audio, chunks)
+    assert a.shape[0] == -(-audio.size // 640)
+    _assert_close(*_compare(a, b, native.names))
+    # a new stream after reset() starts from a clean state in both
+    again = _stream(native, audio[:48_000], np.array([48_000]))
+    fresh = AudioFeatureExtractor(native_dsp=True).extract(audio[:48_000])
+    np.testing.assert_array_equal(again, fresh.values)
+
+
+@pytest.mark.shared
+def test_the_compiled_dsp_gives_the_numpy_features_on_every_grid_clip(pair) -> None:  # type: ignore[no-untyped-def]
+    from edge.asr import load_audio_16k
+
+    clips = sorted(GRID.glob("*.mpg"))
+    if not clips:
+        pytest.skip(f"GRID clips not found in {GRID}: these tests need ../shared beside the repository")
+    native, reference = pair
+    worst: dict[str, float] = {}
+    flips = 0.0
+    for clip in clips:
+        audio = load_audio_16k(clip)
+        share, diff = _compare(native.extract(audio).values, reference.extract(audio).values, native.names)
+        flips = max(flips, share)
+        worst = {n: max(worst.get(n, 0.0), d) for n, d in diff.items()}
+    _assert_close(flips, worst)
+
+
+def test_order_statistics_are_exactly_numpys() -> None:
+    lib = load_library(_built_library())
+    stats = NativeOrderStats(lib, 300)
+    rng = np.random.default_rng(7)
+    power = np.round(rng.exponential(1.0, 1000), 1)  # many ties
+    ends = np.arange(1, 1001, 3)
+    starts = np.maximum(ends - 300, 0)
+    noise, loud = stats(power, starts, ends, 0.10, 0.95)
+    for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
+        k = (int(0.10 * (e - s - 1)), int(0.95 * (e - s - 1)))
+        part = np.partition(power[s:e], k)
+        assert (noise[i], loud[i]) == (part[k[0]], part[k[1]])
+    with pytest.raises(ValueError, match="outside"):
+        stats(power, np.array([0]), np.array([301]), 0.1, 0.95)
+
+
+def _engines_with_dsp(tmp_path: Path, **extra: object) -> Path:
+    """A private engines dir whose manifest lists only a copy of the built library (extra fields changed)."""
+    built = _built_library()
+    artifact = load_manifest(default_engines_dir() / MANIFEST_NAME).get(DSP_ARTIFACT)
+    if extra:
+        import dataclasses
+
+        artifact = dataclasses.replace(artifact, extra={**artifact.extra, **extra})
+    copy = tmp_path / artifact.path
+    copy.parent.mkdir(parents=True)
+    shutil.copy(built, copy)
+    write_manifest(Manifest(artifacts=(artifact,)), tmp_path / MANIFEST_NAME)
+    return copy
+
+
+def test_the_runtime_uses_the_listed_library_else_numpy_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    empty = tmp_path / "none"
+    empty.mkdir()
+    with caplog.at_level(logging.INFO, logger="edge.features.dsp_native"):
+        assert resolve_dsp_library(empty) is None
+    assert "using the numpy code" in caplog.text and "--only dsp" in caplog.text
+    with pytest.raises(DspLibraryError, match="--only dsp"):
+        AudioFeatureExtractor(engines_dir=empty, native_dsp=True)
+    listed = tmp_path / "listed"
+    copy = _engines_with_dsp(listed)
+    assert resolve_dsp_library(listed) == copy
+    assert AudioFeatureExtractor(engines_dir=listed).dsp_library == copy
+    assert AudioFeatureExtractor(engines_dir=listed, native_dsp=False).dsp_library is None
+
+
+def test_a_library_built_for_a_cpu_with_other_features_is_not_loaded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """-march=native code on a CPU without those instructions would die on SIGILL: numpy, with a warning."""
+    from edge.features.dsp_native import cpu_features
+
+    _, flags = cpu_features()
+    _engines_with_dsp(tmp_path, cpu_flags=sorted(flags | {"qamoe_no_such_isa"}))
+    with caplog.at_level(logging.WARNING, logger="edge.features.dsp_native"):
+        assert resolve_dsp_library(tmp_path) is None
+    assert "another CPU" in caplog.text and "qamoe_no_such_isa" in caplog.text
+    other = tmp_path / "other"
+    _engines_with_dsp(other, machine="riscv128")
+    assert resolve_dsp_library(other) is None
+
+
+def test_a_corrupt_or_foreign_library_is_refused_with_the_rebuild_command(tmp_path: Path) -> None:
+    copy = _engines_with_dsp(tmp_path)
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(DspLibraryError, match="build_engine.py"):
+        AudioFeatureExtractor(engines_dir=tmp_path)
+    libm = next((p for p in (Path("/lib/x86_64-linux-gnu/libm.so.6"), Path("/usr/lib/libm.so.6")) if p.exists()),
+                None)  # fmt: skip
+    if libm is not None:  # a real shared library that is not ours
+        with pytest.raises(DspLibraryError, match="not the qamoe audio DSP library"):
+            load_library(libm)
