@@ -76,22 +76,18 @@ def _edit_model_entry(**extra: object) -> Callable[[Kit], None]:
     return damage
 
 
-def _vad_sha_mismatch(k: Kit) -> None:
-    """The built VAD no longer matches its manifest entry (the assets folder is shared: edit the entry)."""
-    data = k.manifest()
-    for a in data["artifacts"]:
-        if a["name"] == "silero-vad-v6":
-            a["sha256"] = "0" * 64
-    k.write_manifest(data)
+def _sha_mismatch(name: str) -> Callable[[Kit], None]:
+    """The built artifact `name` no longer matches its manifest entry (the assets folder is shared: edit the
+    entry)."""
 
+    def damage(k: Kit) -> None:
+        data = k.manifest()
+        for a in data["artifacts"]:
+            if a["name"] == name:
+                a["sha256"] = "0" * 64
+        k.write_manifest(data)
 
-def _dsp_sha_mismatch(k: Kit) -> None:
-    """The compiled audio DSP no longer matches its manifest entry."""
-    data = k.manifest()
-    for a in data["artifacts"]:
-        if a["name"] == "audio-dsp":
-            a["sha256"] = "0" * 64
-    k.write_manifest(data)
+    return damage
 
 
 def _drop_model(k: Kit) -> None:
@@ -230,13 +226,13 @@ ENGINES = [
     ),
     Case(
         "live-vad-artifact-mismatch",
-        _engines(_vad_sha_mismatch),
+        _engines(_sha_mismatch("silero-vad-v6")),
         4,
         "artifact 'silero-vad-v6' does not match the manifest",
     ),
     Case(
         "live-dsp-artifact-mismatch",
-        _engines(_dsp_sha_mismatch),
+        _engines(_sha_mismatch("audio-dsp")),
         4,
         "artifact 'audio-dsp' does not match the manifest",
     ),

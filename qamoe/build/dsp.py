@@ -189,15 +189,17 @@ def parity(library: Path) -> dict[str, float]:
     bad = {k: v for k, v in worst.items() if not v <= TOLERANCES[k]}
     if bad:
         raise ParityError(f"dsp: compiled DSP vs numpy out of tolerance: {bad} (tolerances {TOLERANCES})")
-    _check_order_stats(NativeOrderStats(lib, 300))
+    check_order_stats(NativeOrderStats(lib, 300))
     return worst
 
 
-def _check_order_stats(native: NativeOrderStats) -> None:
-    """Exact agreement with numpy's partition, on windows still growing and full ones, with ties."""
-    rng = np.random.default_rng(1)
-    power = np.round(rng.exponential(1.0, 700), 2)  # rounding makes ties
-    ends = np.arange(4, 701, 4)
+def check_order_stats(native: NativeOrderStats, *, seed: int = 1, n: int = 700, step: int = 4,
+                      decimals: int = 2) -> None:  # fmt: skip
+    """Exact agreement with numpy's partition over windows of up to 300 powers ending every `step` hops,
+    still growing and full ones, with ties (powers rounded to `decimals`); ParityError at the first miss."""
+    rng = np.random.default_rng(seed)
+    power = np.round(rng.exponential(1.0, n), decimals)
+    ends = np.arange(step, n + 1, step)
     starts = np.maximum(ends - 300, 0)
     noise, loud = native(power, starts, ends, 0.10, 0.95)
     for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
