@@ -175,3 +175,20 @@ def test_a_corrupt_or_foreign_library_is_refused_with_the_rebuild_command(tmp_pa
     if libm is not None:  # a real shared library that is not ours
         with pytest.raises(DspLibraryError, match="not the qamoe audio DSP library"):
             load_library(libm)
+
+
+def test_the_compiled_dsp_follows_a_non_default_geometry() -> None:
+    """Block size, MFCC and mel counts, SNR history and quantile, YIN threshold: all reach the C code."""
+    from edge.features import AudioFeatureConfig
+
+    _built_library()
+    cfg = AudioFeatureConfig(block_frames=16, n_mfcc=20, n_mels=64, snr_history_s=1.0, snr_noise_quantile=0.2,
+                             yin_threshold=0.15)  # fmt: skip
+    audio = np.concatenate(parity_streams(seed=5))
+    native = AudioFeatureExtractor(cfg, native_dsp=True).extract(audio).values
+    reference = AudioFeatureExtractor(cfg, native_dsp=False).extract(audio).values
+    assert native.shape == reference.shape == (-(-audio.size // 640), 20 + 9)
+    flips, worst = _compare(native, reference, cfg.names)
+    assert flips <= TOLERANCES["voiced_flips"]
+    assert max(worst[f"mfcc_{i}"] for i in range(20)) <= TOLERANCES["mfcc"]
+    assert max(w for n, w in worst.items() if not n.startswith("mfcc")) <= 1e-4, worst

@@ -221,16 +221,15 @@ class AudioFeatureExtractor:
         if vad is None:
             vad = SileroVad(cfg.vad_model_path, threads=cfg.vad_threads, engines_dir=engines_dir)
         self._vad = vad
-        history = round(cfg.snr_history_s / cfg.hop_s)
         self._snr = SnrTracker(
-            history_hops=history,
+            history_hops=round(cfg.snr_history_s / cfg.hop_s),
             hops_per_frame=cfg.hops_per_frame,
             noise_quantile=cfg.snr_noise_quantile,
         )
         self._vad_weights, self._hop_chunk = _vad_maps(cfg)
         self._tail: NativeTail | None = None
         if self._hops.native is not None:
-            self._tail = NativeTail(lib, self._hops.native, cfg, self._vad_weights, self._hop_chunk, history)
+            self._tail = NativeTail(lib, self._hops.native, cfg, self._vad_weights, self._hop_chunk, self._snr)
         self.clock_resyncs = 0
         self.reset()
 

@@ -55,6 +55,11 @@ class SnrTracker:
         self._min_speech = min_speech_hops
         self.reset()
 
+    @property
+    def settings(self) -> tuple[int, float, float, int]:
+        """(history_hops, noise_quantile, signal_quantile, min_speech_hops): what a compiled twin needs."""
+        return self._n, self._qn, self._qs, self._min_speech
+
     def reset(self) -> None:
         self._power = np.zeros(0, np.float64)
         self._speech = np.zeros(0, bool)

@@ -32,6 +32,7 @@ from edge.manifest import MANIFEST_NAME, ManifestError, load_manifest
 if TYPE_CHECKING:
     from edge.features.audio import AudioFeatureConfig
     from edge.features.audio_dsp import HopAnalyser
+    from edge.features.audio_quality import SnrTracker
 
 logger = logging.getLogger(__name__)
 
@@ -312,10 +313,12 @@ class NativeTail:
         cfg: AudioFeatureConfig,
         vad_weights: np.ndarray,
         hop_chunk: np.ndarray,
-        history: int,
+        snr: SnrTracker,
     ) -> None:
+        """`snr`: the numpy tracker this replaces, whose settings it takes (its own state is not used)."""
         from edge.features.audio_quality import POWER_FLOOR, SNR_MAX_DB, SNR_MIN_DB
 
+        history, q_noise, q_signal, min_speech = snr.settings
         n_hops = cfg.block_frames * cfg.hops_per_frame
         self._lib = lib
         self._keep = {
@@ -334,13 +337,13 @@ class NativeTail:
             n_chunks=vad_weights.shape[1],
             frame_samples=cfg.frame_samples,
             history=history,
-            min_speech=10,
+            min_speech=min_speech,
             has_prev=0,
             n_hist=0,
             vad_threshold=cfg.vad_threshold,
             clip_level=cfg.clip_level,
-            q_noise=cfg.snr_noise_quantile,
-            q_signal=0.95,
+            q_noise=q_noise,
+            q_signal=q_signal,
             power_floor=POWER_FLOOR,
             ratio_floor=10.0 ** (SNR_MIN_DB / 10.0),
             snr_max_db=SNR_MAX_DB,
