@@ -192,3 +192,22 @@ def test_the_compiled_dsp_follows_a_non_default_geometry() -> None:
     assert flips <= TOLERANCES["voiced_flips"]
     assert max(worst[f"mfcc_{i}"] for i in range(20)) <= TOLERANCES["mfcc"]
     assert max(w for n, w in worst.items() if not n.startswith("mfcc")) <= 1e-4, worst
+
+
+def test_check_reports_a_library_compiled_for_another_cpu(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from edge.features.dsp_native import cpu_features
+
+    _, flags = cpu_features()
+    tool = [sys.executable, str(Path(__file__).resolve().parents[1] / "tools" / "build_engine.py"), "--check",
+            "--engines-dir", str(tmp_path)]  # fmt: skip
+    _engines_with_dsp(tmp_path)
+    ok = subprocess.run(tool, capture_output=True, text=True, timeout=120, check=False)
+    assert ok.returncode == 0, ok.stderr
+    _engines_with_dsp(tmp_path / "x", cpu_flags=sorted(flags | {"qamoe_no_such_isa"}))
+    tool[-1] = str(tmp_path / "x")
+    bad = subprocess.run(tool, capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 1
+    assert "audio-dsp: compiled for another CPU" in bad.stderr and "--only dsp" in bad.stderr, bad.stderr

@@ -24,7 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from edge.manifest import ManifestError  # noqa: E402
+from edge.features.dsp_native import DSP_ARTIFACT, foreign_cpu  # noqa: E402
+from edge.manifest import ManifestError, load_manifest  # noqa: E402
 from qamoe.build.assets import ASSET_STAGES  # noqa: E402
 from qamoe.build.dsp import DspStage  # noqa: E402
 from qamoe.build.errors import BuildConfigError, BuildError  # noqa: E402
@@ -117,9 +118,22 @@ def run_check(engines_dir: Path, only: list[str] | None) -> int:
         log.error(
             "MISMATCH %s: rebuild here with `python tools/build_engine.py --checkpoint DIR --only model`", p
         )
-    bad = sum(not r.ok for r in results) + len({p.artifact for p in unusable})
+    foreign = dsp_cpu_problems(engines_dir, only)
+    for line in foreign:
+        log.error("MISMATCH %s: rebuild here with `python tools/build_engine.py --force --only dsp`", line)
+    bad = sum(not r.ok for r in results) + len({p.artifact for p in unusable}) + len(foreign)
     log.info("%d artifact(s) checked, %d with problems", len(results), bad)
     return 1 if bad else 0
+
+
+def dsp_cpu_problems(engines_dir: Path, only: list[str] | None) -> list[str]:
+    """The compiled audio DSP, if listed, is per CPU like a plan is per GPU: '' unless this CPU lacks what it
+    was compiled for (the runtime would fall back to numpy; a copied engines folder is the usual cause)."""
+    manifest = load_manifest(engines_dir / "manifest.json", missing_ok=True)
+    if DSP_ARTIFACT not in manifest.names() or (only and DSP_ARTIFACT not in only and "dsp" not in only):
+        return []
+    why = foreign_cpu(manifest.get(DSP_ARTIFACT).extra)
+    return [f"{DSP_ARTIFACT}: compiled for another CPU ({why})"] if why else []
 
 
 def stages_for(args: argparse.Namespace) -> tuple[Stage, ...]:
