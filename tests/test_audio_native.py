@@ -33,7 +33,7 @@ COLUMN_TOL = {f"mfcc_{i}": TOLERANCES["mfcc"] for i in range(13)}
 def _built_library() -> Path:
     manifest = load_manifest(default_engines_dir() / MANIFEST_NAME, missing_ok=True)
     if DSP_ARTIFACT not in manifest.names():
-        pytest.skip("audio-dsp not built: run `python tools/build_engine.py` (tools/run_tests.sh does; needs cc)")
+        pytest.skip("audio-dsp not built: run `python tools/build_engine.py` (run_tests.sh does; needs cc)")
     return default_engines_dir() / manifest.get(DSP_ARTIFACT).path
 
 
@@ -46,12 +46,15 @@ def pair() -> tuple[AudioFeatureExtractor, AudioFeatureExtractor]:
     return native, reference
 
 
-def _compare(native: np.ndarray, reference: np.ndarray, names: tuple[str, ...]) -> tuple[float, dict[str, float]]:
+def _compare(
+    native: np.ndarray, reference: np.ndarray, names: tuple[str, ...]
+) -> tuple[float, dict[str, float]]:
     """(share of frames whose voiced share differs, worst difference per column over the other frames)."""
     assert native.shape == reference.shape
     voiced = names.index("voiced")
     same = native[:, voiced] == reference[:, voiced]
-    worst = {n: float(np.abs(native[same, i] - reference[same, i]).max(initial=0.0)) for i, n in enumerate(names)}
+    diff = np.abs(native[same] - reference[same])
+    worst = {n: float(diff[:, i].max(initial=0.0)) for i, n in enumerate(names)}
     return 1.0 - float(same.mean()), worst
 
 
@@ -151,7 +154,7 @@ def test_a_library_built_for_a_cpu_with_other_features_is_not_loaded(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """-march=native code on a CPU without those instructions would die on SIGILL: numpy, with a warning."""
-    from edge.features.dsp_native import cpu_features
+    from edge.features.cpu_isa import cpu_features
 
     _, flags = cpu_features()
     _engines_with_dsp(tmp_path, cpu_flags=sorted(flags | {"qamoe_no_such_isa"}))
@@ -170,8 +173,8 @@ def test_a_corrupt_or_foreign_library_is_refused_with_the_rebuild_command(tmp_pa
     copy.write_bytes(bytes(data))
     with pytest.raises(DspLibraryError, match="build_engine.py"):
         AudioFeatureExtractor(engines_dir=tmp_path)
-    libm = next((p for p in (Path("/lib/x86_64-linux-gnu/libm.so.6"), Path("/usr/lib/libm.so.6")) if p.exists()),
-                None)  # fmt: skip
+    candidates = (Path("/lib/x86_64-linux-gnu/libm.so.6"), Path("/usr/lib/libm.so.6"))
+    libm = next((p for p in candidates if p.exists()), None)
     if libm is not None:  # a real shared library that is not ours
         with pytest.raises(DspLibraryError, match="not the qamoe audio DSP library"):
             load_library(libm)
@@ -198,7 +201,7 @@ def test_check_reports_a_library_compiled_for_another_cpu(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    from edge.features.dsp_native import cpu_features
+    from edge.features.cpu_isa import cpu_features
 
     _, flags = cpu_features()
     tool = [sys.executable, str(Path(__file__).resolve().parents[1] / "tools" / "build_engine.py"), "--check",

@@ -24,7 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from edge.features.dsp_native import DSP_ARTIFACT, foreign_cpu  # noqa: E402
+from edge.features.cpu_isa import foreign_cpu  # noqa: E402
+from edge.features.dsp_native import DSP_ARTIFACT  # noqa: E402
 from edge.manifest import ManifestError, load_manifest  # noqa: E402
 from qamoe.build.assets import ASSET_STAGES  # noqa: E402
 from qamoe.build.dsp import DspStage  # noqa: E402

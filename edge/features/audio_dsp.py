@@ -5,7 +5,6 @@ geometry); the equations are in that module's docstring."""
 
 from __future__ import annotations
 
-import ctypes
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,6 +12,8 @@ import numpy as np
 from edge.features.audio_quality import polyphase_lowpass
 
 if TYPE_CHECKING:
+    import ctypes
+
     from edge.features.audio import AudioFeatureConfig
     from edge.features.dsp_native import NativeHops
 

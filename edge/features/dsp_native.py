@@ -19,14 +19,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import platform
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.assets import AssetError, default_engines_dir, resolve_artifact
+from edge.features.cpu_isa import foreign_cpu
 from edge.manifest import MANIFEST_NAME, ManifestError, load_manifest
 
 if TYPE_CHECKING:
@@ -184,34 +183,6 @@ def resolve_dsp_library(engines_dir: str | os.PathLike[str] | None = None) -> Pa
         )
         return None
     return path
-
-
-def cpu_features() -> tuple[str, frozenset[str]]:
-    """(machine, ISA flags) of this CPU: `platform.machine()` and the 'flags' (x86) or 'Features' (Arm)
-    line of /proc/cpuinfo; no flags where that file does not exist."""
-    flags: frozenset[str] = frozenset()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    flags = frozenset(value.split())
-                    break
-    except OSError:
-        pass
-    return platform.machine(), flags
-
-
-def foreign_cpu(extra: Mapping[str, object]) -> str:
-    """Why a library built on the CPU described by its manifest `extra` must not run here ('' if it can):
-    another architecture, or ISA flags this CPU lacks (its code would die on an illegal instruction)."""
-    machine, flags = cpu_features()
-    built_on = str(extra.get("machine", ""))
-    if built_on != machine:
-        return f"built on {built_on or 'an unrecorded machine'}, this is {machine}"
-    needed = extra.get("cpu_flags", [])
-    lacking = sorted(set(needed) - flags) if isinstance(needed, list) else ["(unrecorded flags)"]
-    return f"this CPU lacks {', '.join(lacking[:8])}" if lacking else ""
 
 
 def _ptr(a: np.ndarray) -> int:

@@ -26,14 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.features.dsp_native import (
-    DSP_ABI,
-    DSP_ARTIFACT,
-    SOURCE,
-    NativeOrderStats,
-    cpu_features,
-    load_library,
-)
+from edge.features.cpu_isa import cpu_features
+from edge.features.dsp_native import DSP_ABI, DSP_ARTIFACT, SOURCE, NativeOrderStats, load_library
 from edge.manifest import Artifact
 from qamoe.build.errors import BuildError, ParityError
 from qamoe.build.runner import ArtifactSpec, BuildContext, record
