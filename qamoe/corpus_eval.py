@@ -26,7 +26,7 @@ from qamoe.batching import batches, to_tensors
 from qamoe.data.featureset import FeatureSet
 from qamoe.errors import ConfigError
 from qamoe.evaluation import predict
-from qamoe.fidelity import spearman
+from qamoe.fidelity import absent_last_ceiling, spearman
 from qamoe.metrics import regression_metrics
 from qamoe.modality import MODALITIES, Modality
 from qamoe.models import MultimodalModel
@@ -67,12 +67,24 @@ def read_provenance(corpus: Path) -> dict[str, dict[str, Any]]:
     return {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
 
 
+def same_input(a: FeatureSet, i: int, b: FeatureSet, j: int, m: Modality) -> bool:
+    """Whether row i of `a` and row j of `b` give the model the same input for modality m (features and mask;
+    padding beyond the shorter of the two sequences must be empty)."""
+    fa, fb, ma, mb = a.feats[m][i], b.feats[m][j], a.masks[m][i], b.masks[m][j]
+    t = min(len(ma), len(mb))
+    if ma[t:].any() or mb[t:].any():
+        return False
+    return bool(np.array_equal(ma[:t], mb[:t]) and np.array_equal(fa[:t][ma[:t]], fb[:t][mb[:t]]))
+
+
 def raw_fidelity_rows(model: MultimodalModel, test: FeatureSet, test_raw: FeatureSet,
                       raw_of: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per raw corruption kind: Spearman(severity, reliability of its modality) over its twins (severity as
     drawn) and their clean rows (severity 0); the same for every other modality (should be ~0); mean
-    reliability and MAE per level. `rho_{m}_observed`: the same over the twins whose clean row has at least one
-    step of m. `raw_of[id]`: the twin's {"kind", "severity"} (provenance.jsonl)."""
+    reliability and MAE per level. `rho_{m}_observed`: the same over the twins whose clean row has at least
+    one step of m, with the mean reliability per level over those twins (`rel_{m}_observed@level`);
+    `rho_{m}_ceiling`: the most negative value `rho_{m}` could take for any score that ranks an absent m
+    lowest (qamoe.fidelity.absent_last_ceiling). `raw_of[id]`: the twin's {"kind", "severity"} (provenance.jsonl)."""
     clean_pos = {str(k): i for i, k in enumerate(test.ids)}
     p_clean, p_raw = predict(model, test), predict(model, test_raw)
     groups: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
@@ -94,8 +106,16 @@ def raw_fidelity_rows(model: MultimodalModel, test: FeatureSet, test_raw: Featur
             seen = np.tile(test.masks[m][ci].any(axis=1), 2)
             row[f"rho_{m}_observed"] = spearman(sev[seen], rel[seen])
             row[f"n_observed_{m}"] = int(seen.sum() // 2)
+            # twins whose input of m is bit-identical to their clean row's (no face, clean or corrupted):
+            # no function of the input can order their two rows by severity
+            row[f"n_unchanged_{m}"] = int(sum(same_input(test, c, test_raw, r, m) for c, r in zip(ci, ri)))
+            # the best any score could do over all twins while ranking an absent stream lowest
+            row[f"rho_{m}_ceiling"] = absent_last_ceiling(sev, seen)
             for level in sorted(set(sev.tolist())):
-                row[f"rel_{m}@{level:g}"] = float(rel[sev == level].mean())
+                at = sev == level
+                row[f"rel_{m}@{level:g}"] = float(rel[at].mean())
+                hit = at & seen
+                row[f"rel_{m}_observed@{level:g}"] = float(rel[hit].mean()) if hit.any() else np.nan
         pred = np.concatenate([p_clean.valence[ci], p_raw.valence[ri]])
         labels = np.concatenate([test.labels[ci], test_raw.labels[ri]])
         for level in sorted(set(sev.tolist())):

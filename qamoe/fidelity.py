@@ -37,6 +37,28 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def absent_last_ceiling(severity: np.ndarray, observed: np.ndarray) -> float:
+    """The most negative Spearman(severity, r) any reliability score can reach on these rows, given that it
+    ranks a row whose modality is absent no higher than a row where the modality is present.
+
+    Rows of an absent modality carry the same input at every severity, so they get one and the same score;
+    a score that ranks them lowest (as an absent camera must be: docs/MODEL.md, "Absent modalities") adds a
+    block of tied lowest ranks spread over all severities, which no model can order. The ideal score on the
+    present rows is `-severity` (equal severities tied); the absent block sits either below every present
+    row or tied with the most severe present rows, whichever correlates more negatively. NaN without present
+    rows."""
+    sev = np.asarray(severity, np.float64)
+    seen = np.asarray(observed, bool)
+    if sev.shape != seen.shape:
+        raise ValueError(f"severity {sev.shape} and observed {seen.shape} differ in shape")
+    if not seen.any():
+        return float("nan")
+    lowest = -sev[seen].max()
+    rhos = [spearman(sev, np.where(seen, -sev, fill)) for fill in (lowest - 1.0, lowest)]
+    rhos = [r for r in rhos if not np.isnan(r)]
+    return min(rhos) if rhos else float("nan")
+
+
 def reliability_fidelity(model: MultimodalModel, test_set: FeatureSet, *, seed: int = 0) -> list[dict[str, Any]]:
     stats = noise_stats(model)
     rows = []

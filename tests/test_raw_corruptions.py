@@ -162,3 +162,42 @@ def test_shuffling_with_the_identity_reproduces_the_model() -> None:
     own = predict(model, test).valence
     np.testing.assert_allclose(predict_shuffled(model, test, perm=np.arange(len(test))), own, atol=1e-5)
     assert not np.allclose(predict_shuffled(model, test, seed=1), own, atol=1e-4)
+
+
+def test_raw_fidelity_counts_twins_whose_input_did_not_change() -> None:
+    torch = pytest.importorskip("torch")
+    from qamoe.config import ModelConfig
+    from qamoe.corpus_eval import RAW_SUFFIX, raw_fidelity_rows, same_input
+    from qamoe.data.featureset import FeatureSet
+    from qamoe.data.synthetic import SyntheticConfig, make_benchmark
+    from qamoe.fidelity import absent_last_ceiling
+    from qamoe.models import create_model
+
+    base = make_benchmark(SyntheticConfig(seed=0))["test"].subset(slice(0, 40))
+    feats = {m: base.feats[m].copy() for m in base.feats}
+    masks = {m: base.masks[m].copy() for m in base.masks}
+    feats["vision"][:8] = 0.0  # eight clips without a face: vision absent, clean and corrupted alike
+    masks["vision"][:8] = False
+    test = FeatureSet(feats, masks, base.labels, base.ids)
+    raw_feats = {m: v.copy() for m, v in feats.items()}
+    noise = np.random.default_rng(0).normal(0, 1, raw_feats["vision"][8:].shape).astype(np.float32)
+    raw_feats["vision"][8:] += noise
+    raw_feats["vision"][8:] *= masks["vision"][8:, :, None]
+    raw = FeatureSet(raw_feats, {m: v.copy() for m, v in masks.items()}, base.labels,
+                     np.array([f"{k}{RAW_SUFFIX}" for k in base.ids]))
+    severity = np.random.default_rng(1).choice([0.2, 0.6, 1.0], 40)
+    raw_of = {f"{k}{RAW_SUFFIX}": {"kind": "video_blur", "severity": float(s)}
+              for k, s in zip(base.ids, severity)}
+    assert same_input(test, 0, raw, 0, "vision") and not same_input(test, 8, raw, 8, "vision")
+    assert same_input(test, 8, raw, 8, "text")
+
+    torch.manual_seed(0)
+    model = create_model("qamoe", ModelConfig(input_dims=test.dims, d_model=16, expert_hidden=24))
+    (row,) = raw_fidelity_rows(model, test, raw, raw_of)
+    assert row["kind"] == "video_blur" and row["n_twins"] == 40
+    assert row["n_observed_vision"] == 32 and row["n_unchanged_vision"] == 8
+    assert row["n_unchanged_text"] == 40 and row["n_unchanged_audio"] == 40
+    sev = np.concatenate([np.zeros(40), severity])
+    seen = np.tile(np.arange(40) >= 8, 2)
+    assert row["rho_vision_ceiling"] == pytest.approx(absent_last_ceiling(sev, seen))
+    assert row["rho_vision_ceiling"] > -0.8  # 8 faceless twins of 40: not even a perfect score reaches -0.8
