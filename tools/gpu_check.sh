@@ -6,6 +6,7 @@
 #   tools/gpu_check.sh                 # uses .venv/bin/python if present, else python3
 #   PYTHON=/usr/bin/python3 tools/gpu_check.sh
 #   RUNS=300 tools/gpu_check.sh        # batch-1 timed calls per backend (default 500)
+#   tools/gpu_check.sh --checkpoint DIR   # another checkpoint (default: the shipped one)
 set -u
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-}"
@@ -54,7 +55,11 @@ for note in env.notes:
 PY
 
 echo "== parity + latency (torch eager CPU is the reference; CUDA rows where present)"
-timeout "$BUDGET_S" "$PY" tools/bench_engines.py --runs "$RUNS" --warmup 50 --batch-runs 30 "$@"
+# the shipped checkpoint (the graph users run), unless the arguments name another
+ARGS=("$@")
+SHIPPED=$("$PY" -c 'from qamoe.checkpoints import SHIPPED; print(SHIPPED)' 2>/dev/null || true)
+case " $* " in *" --checkpoint "*) ;; *) [ -n "$SHIPPED" ] && ARGS=(--checkpoint "$SHIPPED" "${ARGS[@]}") ;; esac
+timeout "$BUDGET_S" "$PY" tools/bench_engines.py --runs "$RUNS" --warmup 50 --batch-runs 30 "${ARGS[@]}"
 rc=$?
 if [ $rc -eq 124 ]; then echo "bench timed out after ${BUDGET_S}s (lower RUNS)"; fi
 exit $rc
