@@ -100,7 +100,8 @@ def test_model_stage_writes_a_checked_onnx_and_its_manifest_entry(built: SimpleN
     )
     assert extra["feature_spec_digest"] == SPEC.digest and extra["seq_lens_from"] == "checkpoint feature spec"
     assert extra["opset"] == 17
-    assert set(extra["parity_max_abs_diff"]) == {"random_batch1", "random_batch8", "real_windows"}
+    assert set(extra["parity_max_abs_diff"]) == {"random_batch1", "random_batch8", "input_space_batch8",
+                                                 "real_windows"}
     assert max(extra["parity_max_abs_diff"].values()) <= 1e-4
 
 

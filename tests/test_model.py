@@ -200,6 +200,22 @@ def test_encoder_ignores_invalid_steps_and_pools_an_absent_stream_to_zero() -> N
     assert torch.all(pooled.abs().sum(dim=1)[masks[Modality.AUDIO].any(dim=1)] > 0)
 
 
+def test_a_column_constant_in_training_adds_no_rounding_noise() -> None:
+    # vision's face_present is 1 at every valid step: std sits at the 1e-6 floor, mean at 1. Folding the mean
+    # into the bias, b - (W / std) mean, cancelled a ~1e5 product in float32 and left ~1e-2 of noise.
+    torch.manual_seed(0)
+    model = create_model("qamoe", _config()).eval()
+    feats, masks, _ = _batch(batch=8)
+    x, m = feats[Modality.VISION].clone(), masks[Modality.VISION]
+    mean, std = torch.zeros(x.shape[-1]), torch.ones(x.shape[-1])
+    mean[0], std[0] = 1.0, 1e-6
+    x[..., 0] = 1.0
+    enc = model.encoders["vision"]
+    got, _ = enc(x, m, mean, std)
+    ref, _ = enc.double()(x.double(), m, mean.double(), std.double())
+    assert float((got.double() - ref).abs().max()) < 1e-5
+
+
 def test_export_avoids_cpu_slow_patterns(tmp_path) -> None:
     """Patterns that cost ONNX Runtime's CPU kernels several times their work (docs/BENCHMARKS.md): a MatMul
     with a 1-D operand, Einsum, and ConstantOfShape-built fills inside the reliability head."""

@@ -66,6 +66,25 @@ def random_windows(dims: Mapping[str, int], seq_lens: Mapping[str, int], batch: 
     return [single, many]
 
 
+def input_space_windows(model: Any, seq_lens: Mapping[str, int], batch: int, seed: int = 3) -> Windows:
+    """Batch N of random windows in the model's own input space: mean + std * N(0, 1) per feature from the
+    checkpoint's input statistics, with ragged masks. Unlike N(0, 1) windows these hold what real features
+    hold: columns that were constant in training sit at their constant (vision's face_present at 1), large
+    offsets (energies in dB) at their scale. A graph that is numerically fragile on real windows fails here
+    without any feature shards (docs/MODEL.md, "Export")."""
+    from qamoe.export import example_inputs
+    from qamoe.modality import MODALITIES
+
+    dims = {m: int(model.config.input_dims[m]) for m in MODALITIES}
+    out = example_inputs(dims, {m: seq_lens[str(m)] for m in MODALITIES}, batch=batch, seed=seed)
+    for m in MODALITIES:
+        norm = model.norms[str(m)]
+        mean, std = norm.mean.detach().cpu().numpy(), norm.std.detach().cpu().numpy()
+        mask = out[f"{m}_mask"][..., None]
+        out[f"{m}_feats"] = ((mean + std * out[f"{m}_feats"]) * mask).astype(np.float32)
+    return out
+
+
 def real_windows(shards: Path, seq_lens: Mapping[str, int], dims: Mapping[str, int], limit: int) -> Windows:
     """Up to `limit` windows from feature shards, cut or zero-padded to the model's window length."""
     from qamoe.data.shards import read_shards
@@ -118,6 +137,8 @@ def export_and_check(config: EngineBuildConfig, ctx: BuildContext) -> ExportResu
             f"random_batch{len(w['text_mask'])}": _ort_diff(path, w, torch_reference(model, w))
             for w in windows
         }
+        in_space = input_space_windows(model, seq_lens, config.parity_batch)
+        diffs[f"input_space_batch{config.parity_batch}"] = _ort_diff(path, in_space, torch_reference(model, in_space))
         if real is not None:
             diffs["real_windows"] = _ort_diff(path, real, torch_reference(model, real))
         for what, diff in diffs.items():

@@ -33,15 +33,17 @@ class TemporalEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x: raw features; mean/std: the input standardisation (InputNorm's buffers).
 
-        The standardisation is folded into the projection, W((x - mean) / std) + b = (W / std) x + (b - (W / std)
-        mean): the same numbers, and the export's constant folding turns it into one MatMul + Add per modality
-        instead of five elementwise ops. Steps outside the mask are zeroed after the LayerNorm."""
+        The scale is folded into the projection, W((x - mean) / std) + b = (W / std)(x - mean) + b: after the
+        export's constant folding, one Sub + MatMul + Add per modality instead of five elementwise ops. The mean
+        is subtracted first, not folded into the bias as b - (W / std) mean: a column that is constant in
+        training (vision's face_present is 1 at every valid step) has std at the 1e-6 floor, so W / std is
+        ~1e5 and the folded bias would cancel a 1e5-sized product in float32, leaving ~1e-2 of rounding noise
+        that differs between torch and ONNX Runtime (docs/MODEL.md, "Export"). x - mean is exact there.
+        Steps outside the mask are zeroed after the LayerNorm."""
         valid = mask if mask.dtype == torch.bool else mask > 0.5
         m = valid.to(x.dtype)
         m3 = m.unsqueeze(-1)  # [B, T, 1]
-        weight = self.proj.weight / std
-        bias = self.proj.bias - weight @ mean
-        h = self.norm(nn.functional.linear(x, weight, bias)) * m3
+        h = self.norm(nn.functional.linear(x - mean, self.proj.weight / std, self.proj.bias)) * m3
         c = self.dwconv(h.transpose(1, 2)).transpose(1, 2)
         h = (h + self.drop(self.pwconv(self.act(c)))) * m3
         # The score is a MatMul with a [d, 1] matrix, then a Squeeze: ONNX Runtime's CPU MatMul with a 1-D right
