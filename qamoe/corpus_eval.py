@@ -84,7 +84,8 @@ def raw_fidelity_rows(model: MultimodalModel, test: FeatureSet, test_raw: Featur
     reliability and MAE per level. `rho_{m}_observed`: the same over the twins whose clean row has at least
     one step of m, with the mean reliability per level over those twins (`rel_{m}_observed@level`);
     `rho_{m}_ceiling`: the most negative value `rho_{m}` could take for any score that ranks an absent m
-    lowest (qamoe.fidelity.absent_last_ceiling). `raw_of[id]`: the twin's {"kind", "severity"} (provenance.jsonl)."""
+    lowest (qamoe.fidelity.absent_last_ceiling); `n_unchanged_{m}`: twins whose input of m equals their clean
+    row's. `raw_of[id]`: the twin's {"kind", "severity"} (provenance.jsonl)."""
     clean_pos = {str(k): i for i, k in enumerate(test.ids)}
     p_clean, p_raw = predict(model, test), predict(model, test_raw)
     groups: dict[str, list[tuple[int, int, float]]] = defaultdict(list)

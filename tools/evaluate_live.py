@@ -161,15 +161,11 @@ def raw_table(rows: list[dict[str, Any]]) -> str:
         m = MODALITY_OF[kind]
         others = [o for o in ("text", "audio", "vision") if o != m]
         observed = [float(r[f"rho_{m}_observed"]) for r in mine]
-        # older rows.csv files have no per-level means over the observed twins: fall back to all twins
-        def level_mean(lv: float) -> float:
-            key = f"rel_{m}_observed@{lv:g}"
-            return float(np.nanmean([float(r.get(key, r.get(f"rel_{m}@{lv:g}", np.nan))) for r in mine]))
-
-        rel = " / ".join(f"{level_mean(lv):.2f}" for lv in levels)
+        rel = " / ".join(f"{np.mean([r.get(f'rel_{m}_observed@{lv:g}', np.nan) for r in mine]):.2f}"
+                         for lv in levels)
         met = "yes" if np.mean(observed) <= RAW_FIDELITY_TARGET else "**no**"
-        ceiling = [float(r.get(f"rho_{m}_ceiling", np.nan)) for r in mine]
-        unchanged = f"{mine[0]['n_twins']}; {mine[0].get(f'n_unchanged_{m}', '?')} with an unchanged input"
+        ceiling = [float(r[f"rho_{m}_ceiling"]) for r in mine]
+        unchanged = f"{mine[0]['n_twins']}; {mine[0][f'n_unchanged_{m}']} with an unchanged input"
         lines.append(f"| {kind} | {m} | {fmt(observed, 'rho')} ({mine[0][f'n_observed_{m}']}) | {met} | "
                      f"{fmt([r[f'rho_{m}'] for r in mine], 'rho')} ({unchanged}) | {fmt(ceiling, 'rho')} | "
                      + ", ".join(f"{o} {fmt([r[f'rho_{o}'] for r in mine], 'rho')}" for o in others)

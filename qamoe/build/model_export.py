@@ -137,8 +137,9 @@ def export_and_check(config: EngineBuildConfig, ctx: BuildContext) -> ExportResu
             f"random_batch{len(w['text_mask'])}": _ort_diff(path, w, torch_reference(model, w))
             for w in windows
         }
-        in_space = input_space_windows(model, seq_lens, config.parity_batch)
-        diffs[f"input_space_batch{config.parity_batch}"] = _ort_diff(path, in_space, torch_reference(model, in_space))
+        space = input_space_windows(model, seq_lens, config.parity_batch)
+        ref = torch_reference(model, space)
+        diffs[f"input_space_batch{config.parity_batch}"] = _ort_diff(path, space, ref)
         if real is not None:
             diffs["real_windows"] = _ort_diff(path, real, torch_reference(model, real))
         for what, diff in diffs.items():
