@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 
 from edge.features import to_mono_16k
-from edge.features.corpus import CorpusConfig, CorpusRow, plan_sample, with_asr_twins
+from edge.features.corpus import (
+    PAIRED_SPLITS,
+    CorpusConfig,
+    CorpusConfigError,
+    CorpusRow,
+    plan_sample,
+    with_asr_twins,
+    with_raw_twins,
+)
 from edge.features.facebank import (
     FACE,
     NO_FACE,
@@ -96,6 +104,52 @@ def test_pairing_probability_matches_its_statement() -> None:
     assert a == b
 
 
+def _plan_inputs(rows: list[CorpusRow], config: CorpusConfig, index: WindowIndex,
+                 banks: dict[tuple[str, float], FaceBank]) -> dict[str, tuple[object, ...]]:
+    """Everything a sample's inputs are made from, per id: voice, text source, raw corruption and its seed,
+    the vision arrays' bytes, and the provenance record (which names the face window)."""
+    out = {}
+    for row in rows:
+        p = plan_sample(row, config, index, banks)
+        out[row.key] = (p.voice, p.use_asr, p.raw, p.raw_seed, p.vision[0].tobytes(), p.vision[1].tobytes(),
+                        sorted(p.record.items()))
+    return out
+
+
+def _eval_and_train_rows(labels: np.ndarray) -> list[CorpusRow]:
+    splits = ("train", "valid", "test")
+    return [CorpusRow(f"mosi/s{i}", f"mosi/s{i}", "words", float(lab), splits[i % 3]) for i, lab in enumerate(labels)]
+
+
+def test_evaluation_inputs_are_label_independent() -> None:
+    """Issue 15: valid (selection), test, test_asr and test_raw (reporting) get bit-identical inputs when the
+    labels are permuted; only the training splits' face windows may follow the label."""
+    from tests.test_raw_corruptions import _corrupted_banks
+
+    bank = _bank([0.8, 0.6, -0.8, -0.5, 0.0, 0.05])
+    index, banks = WindowIndex(bank, FaceBankConfig(steps=10)), _corrupted_banks(bank)
+    config = CorpusConfig(asr_fraction=0.3, asr_test=True, raw_train_fraction=0.5, raw_test=True)
+    labels = np.random.default_rng(0).uniform(-3, 3, 600).round(1)
+    permuted = np.random.default_rng(1).permutation(labels)
+    assert (labels != permuted).mean() > 0.9
+    rows_a = with_raw_twins(with_asr_twins(_eval_and_train_rows(labels), True), config)
+    rows_b = with_raw_twins(with_asr_twins(_eval_and_train_rows(permuted), True), config)
+    a, b = _plan_inputs(rows_a, config, index, banks), _plan_inputs(rows_b, config, index, banks)
+    splits = {r.key: r.split for r in rows_a}
+    evaluation = [k for k, s in splits.items() if s not in PAIRED_SPLITS]
+    assert {splits[k] for k in evaluation} == {"valid", "test", "test_asr", "test_raw"}
+    for k in evaluation:
+        assert a[k] == b[k], k
+    # the augmentation is still there in training: there the face window follows the label
+    train = [k for k, s in splits.items() if s in PAIRED_SPLITS]
+    assert sum(a[k] != b[k] for k in train) > len(train) // 4
+
+
+def test_only_training_splits_may_be_paired() -> None:
+    with pytest.raises(CorpusConfigError, match="evaluation inputs must not depend on the label"):
+        CorpusConfig(paired_splits=("train", "valid"))
+
+
 def test_short_sequence_window_is_right_aligned_and_masked() -> None:
     index = WindowIndex(_bank([0.5], steps=3), FaceBankConfig(steps=10, min_face_share=0.5))
     (w,) = index.windows
@@ -132,11 +186,11 @@ def _build(out: Path, data: Path, *extra: str) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-def _arrays(out: Path) -> dict[str, np.ndarray]:
+def _arrays(out: Path, splits: tuple[str, ...] = ("train", "valid", "test", "test_asr")) -> dict[str, np.ndarray]:
     from qamoe.data.shards import read_shards
 
     arrays = {}
-    for split in ("train", "valid", "test", "test_asr"):
+    for split in splits:
         fs, _ = read_shards(out, split=split, expect_spec=default_feature_spec().to_dict())
         arrays[f"{split}/id"] = fs.ids
         arrays[f"{split}/label"] = fs.labels
@@ -170,3 +224,41 @@ def test_tool_is_deterministic_resumable_and_in_the_spec(shared_dir: Path, tmp_p
     assert (a["test_asr/text"][..., from_asr][a["test_asr/text_mask"]] == 1).all()
     assert (a["test/text"][..., from_asr] == 0).all()
     np.testing.assert_array_equal(a["test/audio"], a["test_asr/audio"])  # same speech, other text source
+
+
+def _permuted_label_file(shared_dir: Path, out: Path) -> Path:
+    """A copy of MOSI's label.csv with the labels of valid and test permuted among themselves."""
+    import csv
+
+    with (shared_dir / "data" / "mosi" / "label.csv").open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
+    held = [i for i, r in enumerate(rows) if r["mode"] != "train"]
+    labels = [rows[i]["label"] for i in held]
+    for i, lab in zip(held, np.random.default_rng(3).permutation(labels)):
+        rows[i]["label"] = str(lab)
+    (out / "mosi").mkdir(parents=True)
+    with (out / "mosi" / "label.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
+@needs_espeak
+def test_built_evaluation_rows_are_label_independent(shared_dir: Path, tmp_path: Path) -> None:
+    """The tool end to end: valid, test and test_asr rows built from MOSI's labels and from the same file with
+    the held-out labels permuted have bit-identical inputs (text, audio, vision and masks)."""
+    real, permuted = tmp_path / "real", tmp_path / "permuted"
+    data = _permuted_label_file(shared_dir, tmp_path / "data")
+    splits = ("--splits", "valid,test,test_asr", "--asr-test", "--limit", "3")
+    _build(real, shared_dir / "data", *splits)
+    shutil.copytree(real / "facebank", permuted / "facebank")
+    _build(permuted, data, *splits)
+    a, b = _arrays(real, ("valid", "test", "test_asr")), _arrays(permuted, ("valid", "test", "test_asr"))
+    assert a.keys() == b.keys()
+    inputs = [k for k in a if not k.endswith("/label")]
+    assert len(inputs) == 3 * (1 + 2 * 3)
+    for k in inputs:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert any((a[k] != b[k]).any() for k in a if k.endswith("/label"))  # the labels did change

@@ -6,7 +6,10 @@ its text comes from the live ASR or the gold transcript, and its vision window f
 (`edge.features.facebank`). Every choice comes from three generators spawned from
 `SeedSequence(seed, spawn_key=(sha256(id),))` (`sample_rngs`), so a sample is a pure function of the seed, its
 id, its row and the construction parameters, whatever the order, the number of workers or the interruptions.
-The voice generator never sees the label: prosody carries none.
+The voice generator never sees the label: prosody carries none. The vision draw sees the label on the
+training splits only (`PAIRED_SPLITS`, a stated augmentation); on every split used for selection or
+reporting (valid, test and their twins) no input of a sample depends on its label (tests/test_corpus.py,
+`test_evaluation_inputs_are_label_independent`).
 
 Splits: the official folds `train`, `valid`, `test`; `with_asr_twins` adds `test_asr`, every test row again
 (id suffixed "#asr") with ASR text and the same draws (they are seeded by the row's `base` id);
@@ -43,6 +46,9 @@ ASR_SPLIT, ASR_SUFFIX = "test_asr", "#asr"
 ASR_DRAWN_SPLITS = ("train", "valid")  # where --asr-fraction applies; test stays gold (test_asr is all ASR)
 RAW_SUFFIX = "#raw"
 RAW_SPLITS = {"train": "train_raw", "test": "test_raw"}  # clean split -> its raw twins' split
+# The only splits whose face window may be drawn with the label (a training augmentation, docs/CORPUS.md).
+# Every other split (valid: selection; test, test_asr, test_raw: reporting) draws it label-free.
+PAIRED_SPLITS = ("train", "train_raw")
 
 
 class CorpusConfigError(ValueError):
@@ -68,6 +74,9 @@ class CorpusConfig:
     raw_train_fraction: float = 0.0  # share of train rows with a raw-corrupted twin (split train_raw)
     raw_test: bool = False  # every test row again with a raw corruption (split test_raw)
     pairing: PairingConfig = field(default_factory=PairingConfig)
+    # splits whose face window is drawn with the label; recorded in corpus.json, so a corpus built before
+    # evaluation splits were label-free (where valid and test were paired too) refuses to resume
+    paired_splits: tuple[str, ...] = PAIRED_SPLITS
     voices: VoiceSpace = field(default_factory=VoiceSpace)
     bank: FaceBankConfig = field(default_factory=FaceBankConfig)
 
@@ -78,6 +87,9 @@ class CorpusConfig:
             raise CorpusConfigError(f"--raw-train-fraction {self.raw_train_fraction}: use a share in [0, 1]")
         if self.seed < 0:
             raise CorpusConfigError(f"--seed {self.seed}: use a non-negative integer")
+        if not set(self.paired_splits) <= set(PAIRED_SPLITS):
+            raise CorpusConfigError(f"paired_splits {self.paired_splits}: the label may pair only training "
+                                    f"splits {PAIRED_SPLITS}; evaluation inputs must not depend on the label")
 
     @property
     def needs_asr(self) -> bool:
@@ -146,7 +158,8 @@ def plan_sample(row: CorpusRow, config: CorpusConfig, index: WindowIndex,
     raw, raw_seed = draw_raw(rng_raw) if row.split in RAW_SPLITS.values() else (None, 0)
     use_asr = (row.split == ASR_SPLIT or (row.split in (*ASR_DRAWN_SPLITS, RAW_SPLITS["train"]) and drawn_asr)
                or (raw is not None and raw.kind == "asr_noise"))
-    draw = draw_vision(index, row.label, rng_vision, config.pairing)
+    draw = draw_vision(index, row.label if row.split in config.paired_splits else None, rng_vision,
+                       config.pairing)
     if draw.window is None:
         n, dim = config.bank.steps, index.bank.sequences[0].values.shape[1]
         vision = (np.zeros((n, dim), np.float32), np.zeros(n, bool))

@@ -12,6 +12,9 @@ Pairing (`draw_vision`), with an explicit `numpy.random.Generator` and a `Pairin
     masked steps), so the two are one case here;
   - otherwise, with probability `p_agree`, a window drawn uniformly from the face windows whose valence class
     equals the label's sign; otherwise a window drawn uniformly from all face windows.
+The label-driven branch is a TRAINING augmentation only: `edge.features.corpus.plan_sample` passes the label for
+the training splits and None for every split used for selection or reporting, whose face windows are then
+drawn without it (docs/CORPUS.md, "Vision").
 A window's valence is the mean `valence_proxy` over its face steps, its class +1 / -1 above / below
 +-`valence_tau` and 0 between; a label's class is its sign (0 for exactly 0). The probability that a face
 window's class matches the label's is therefore p_agree + (1 - p_agree) q, q the share of face windows in
@@ -263,13 +266,16 @@ def label_class(label: float) -> int:
     return 1 if label > 0 else -1 if label < 0 else 0
 
 
-def draw_vision(index: WindowIndex, label: float, rng: np.random.Generator, config: PairingConfig) -> VisionDraw:
-    """One pairing draw (module docstring). Always consumes three uniforms, so the stream of draws of one
-    sample does not depend on which branch was taken."""
+def draw_vision(index: WindowIndex, label: float | None, rng: np.random.Generator,
+                config: PairingConfig) -> VisionDraw:
+    """One pairing draw (module docstring). `label` None: a label-free draw (no face with probability
+    `no_face_fraction`, else a window uniform over all face windows), the only kind an evaluation split may
+    use. Always consumes three uniforms, so the stream of draws of one sample does not depend on which branch
+    was taken, nor on whether the label was given."""
     u_face, u_pair, u_pick = rng.random(3)
     if u_face < config.no_face_fraction:
         return VisionDraw(NO_FACE, None, False)
-    pool = index.by_class[label_class(label)]
+    pool = index.by_class[label_class(label)] if label is not None else []
     paired = bool(u_pair < config.p_agree) and bool(pool)
     pool = pool if paired else index.windows
     return VisionDraw(FACE, pool[min(int(u_pick * len(pool)), len(pool) - 1)], paired)
