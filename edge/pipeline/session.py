@@ -129,11 +129,14 @@ class Session:
         # the subscribers as a queue: depth = connected now, dropped = connections closed (a subscriber that
         # stops reading is cut off by heartbeats after ~3 s and reconnects by itself; what it missed is its gap)
         subscribers = QueueStats("heartbeat_cutoff", messages.connected, 0, messages.disconnected)
+        # peers disconnected for breaking a publishing rule (edge.publish.guard): a hostile or broken subscriber
+        guard = QueueStats("refuse_and_disconnect", messages.subscribers, messages.max_subscribers,
+                           sum(messages.refused.values()))
         stats = HealthStats(
             source_id=self.source_id,
             uptime_s=time.monotonic() - self.counters.started_mono,
             fps={k: self.counters.rate(k) for k in self.counters.fps},
-            queues={**queues, "subscribers": subscribers},
+            queues={**queues, "subscribers": subscribers, "subscriber_guard": guard},
             devices=dict(devices),
             messages=messages,
             asr_lag_s=asr_lag_s,

@@ -18,6 +18,7 @@ from edge.publish.errors import (
     SchemaValidationError,
 )
 from edge.publish.escape import terminal_safe
+from edge.publish.guard import SubscriberLimits
 from edge.publish.messages import (
     DeviceStatus,
     Estimate,
@@ -78,6 +79,7 @@ __all__ = [
     "SchemaValidationError",
     "Subscriber",
     "SubscriberConfig",
+    "SubscriberLimits",
     "WallClock",
     "WindowInfo",
     "WordLike",

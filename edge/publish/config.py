@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.publish.errors import BindPolicyError, PublishConfigError
+from edge.publish.guard import SubscriberLimits
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 LOCAL_TRANSPORTS = ("ipc", "inproc")  # never reachable from another machine
@@ -73,6 +74,7 @@ class PublisherConfig:
                     > 0 (fast replay, where no clock is waiting): first wait up to this long for it to catch up
     heartbeat_ivl_ms, heartbeat_timeout_ms  ZMTP heartbeats: a subscriber that stops answering them (a dead
                     peer, a frozen process) is disconnected after about ivl + timeout (0 ivl turns them off)
+    limits          what a peer may send and how many may connect (`edge.publish.guard.SubscriberLimits`)
     """
 
     endpoint: str = DEFAULT_ENDPOINT
@@ -85,6 +87,7 @@ class PublisherConfig:
     block_ms: int = 0
     heartbeat_ivl_ms: int = 1000
     heartbeat_timeout_ms: int = 2000
+    limits: SubscriberLimits = field(default_factory=SubscriberLimits)
 
     def __post_init__(self) -> None:
         if not isinstance(self.block_ms, int) or self.block_ms < 0:

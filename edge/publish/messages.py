@@ -106,6 +106,9 @@ class PublishStats:
     dropped: Mapping[str, int] = field(default_factory=dict)
     connected: int = 0  # subscriber connections open now
     disconnected: int = 0  # connections closed since start: cut off by heartbeats (stalled), crashed, or left
+    refused: Mapping[str, int] = field(default_factory=dict)  # peers disconnected for breaking a rule, by rule
+    subscribers: int = 0  # connections that have subscribed, now
+    max_subscribers: int = 0  # the publisher's cap on them (edge.publish.guard.SubscriberLimits)
 
 
 @dataclass(frozen=True)

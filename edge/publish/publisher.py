@@ -14,14 +14,26 @@ heartbeat_timeout_ms; it reconnects by itself and gets fresh data. XPUB also rep
 
 Why not keep NODROP's "drop for everyone" (the previous design): one subscriber that never reads then made every
 other subscriber lose messages until a heartbeat cut it off (about 3 s per stall, repeated after each reconnect).
+
+One thread owns the socket (`publisher-socket`). `publish()` numbers, encodes and queues a message in a bounded
+outbox and returns; the socket thread sends what is queued, then reads the subscription notices and the socket
+monitor for `edge.publish.guard` (what a peer may send, and disconnecting the ones that break the rules). Why a
+thread of its own: ZeroMQ takes in every waiting subscription of every peer whenever its socket is touched, and a
+flood of long random prefixes makes one such call take a second or more (issue 20). With the socket behind a
+queue, that costs the stream latency, never the caller: the pipeline's main loop never waits on the socket, so
+`--duration` and signals end the process on time whatever the peers do. A full outbox (the socket thread held up
+for longer than the outbox covers) drops the new message for everyone; it is counted in `stats().dropped` and
+shows as a gap in `seq`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import select
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from types import TracebackType
 from typing import Any, Self
 
@@ -31,23 +43,33 @@ from zmq.utils.monitor import recv_monitor_message
 from edge.publish import curve
 from edge.publish.config import PublisherConfig, exposure_warning
 from edge.publish.errors import MessageError, PortInUseError, PublishError
+from edge.publish.guard import CURVE_FRAME_BYTES, SubscriberGuard, local_address
 from edge.publish.messages import PublishStats
 from edge.publish.schema import validate
 from edge.publish.wire import SCHEMA_VERSION, TOPICS, Message, WallClock, inert_json
 
 log = logging.getLogger(__name__)
 DROP_WARN_INTERVAL_S = 10.0
+OUTBOX_LIVE = 256  # messages queued for the socket thread (live: minutes of health and windows)
+OUTBOX_FAST = 8  # fast replay: publish() waits for room, as it waited for a slow subscriber before
+GUARD_BATCH = 64  # notices or monitor events read between two looks at the outbox
+IDLE_S = 0.05  # longest sleep of the socket thread (ZeroMQ's FD is edge-triggered: look again this often)
+JOIN_S = 0.1  # how long close() waits for the socket thread beyond linger_ms (it may be inside ZeroMQ)
 
 
 class Publisher:
-    """Binds on construction; `publish()` is thread-safe and never blocks; `close()` (or `with`) releases the port."""
+    """Binds on construction; `publish()` is thread-safe and never blocks (fast replay: it waits for room up to
+    block_ms); `close()` (or `with`) flushes the outbox and releases the port."""
 
     def __init__(self, config: PublisherConfig | None = None) -> None:
         self.config = config or PublisherConfig()
-        self._lock = threading.Lock()
+        self._state = threading.Condition()  # counters, outbox, closed, the socket thread's error
         self._next_seq: Counter[str] = Counter()
         self._dropped: Counter[str] = Counter()
-        self._subscribes = 0
+        self._outbox: deque[tuple[str, bytes, bytes]] = deque()
+        self._capacity = OUTBOX_FAST if self.config.block_ms > 0 else OUTBOX_LIVE
+        self._error: str | None = None
+        self._inproc_subscribes = 0  # inproc endpoints have no descriptors and no guard
         self._last_drop_warning = float("-inf")
         self._closed = False
         # A context of our own: the ZAP authenticator is per context, and close() can then terminate everything.
@@ -55,11 +77,19 @@ class Publisher:
         self._auth = None
         self._socket = self._context.socket(zmq.XPUB)
         self._monitor: zmq.Socket | None = None
-        self._peers = Counter[str]()  # connections accepted / closed (cut off by heartbeats, crashed or left)
+        self._guard: SubscriberGuard | None = None
+        self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         try:
             self._configure_socket()
             self.endpoint = self._bind()
             self._monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+            local = local_address(self.endpoint)
+            self._guard = SubscriberGuard(self.config.limits, local) if local is not None else None
+            self._thread = threading.Thread(target=self._run, name="publisher-socket", daemon=True)
+            self._thread.start()  # from here on only that thread touches the socket and the monitor
         except BaseException:
             self._teardown(linger_ms=0)
             raise
@@ -78,6 +108,14 @@ class Publisher:
         sock.setsockopt(zmq.LINGER, cfg.linger_ms)
         sock.setsockopt(zmq.XPUB_NODROP, 1)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # report every subscriber's subscription, not just the first
+        limits = cfg.limits  # what a peer may send (edge.publish.guard)
+        frame = max(limits.max_frame_bytes, CURVE_FRAME_BYTES) if cfg.curve_enabled else limits.max_frame_bytes
+        sock.setsockopt(zmq.MAXMSGSIZE, frame)
+        # no receive high-water mark: a connection whose input ZeroMQ has paused (its pipe full) and that then
+        # fails (a reset by the peer, the guard's shutdown) can trip `!_io_error` in libzmq 4.3.5's heartbeat
+        # timer and abort the process (seen here under a subscription flood, docs/RELIABILITY.md)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.HANDSHAKE_IVL, limits.handshake_ivl_ms)
         if cfg.heartbeat_ivl_ms:
             sock.setsockopt(zmq.HEARTBEAT_IVL, cfg.heartbeat_ivl_ms)
             sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, cfg.heartbeat_timeout_ms)
@@ -104,35 +142,42 @@ class Publisher:
         if warning is not None:
             log.warning("%s", warning)
 
+    # ------------------------------------------------------------------------------------------ the callers' side
     def publish(self, message: Message) -> int:
-        """Send one message without blocking and return its sequence number on its topic. Every message uses up
+        """Queue one message for sending and return its sequence number on its topic. Every message uses up
         a number: a subscriber whose queue is full misses it (counted in `stats().dropped`, seen by that
         subscriber as a gap in `seq`); the others get it.
 
         Raises MessageError/SchemaValidationError for a malformed message (no sequence number is used) and
-        PublishError once closed."""
+        PublishError once closed or once the socket has failed."""
         payload = self._envelope(message)
         if self.config.validate_messages:
             # seq is still a placeholder: validity does not depend on its value, and a rejected message
             # must not use up a sequence number.
             validate(message.topic, payload)
-        topic = message.topic.encode("ascii")
-        with self._lock:
-            if self._closed:
-                raise PublishError("publisher is closed: create a new Publisher to publish again")
-            seq = self._next_seq[message.topic]
+        topic = message.topic
+        with self._state:
+            self._check_open()
+            seq = self._next_seq[topic]
             payload["seq"] = seq
-            try:
-                if not self._send(topic, _encode(payload)):
-                    self._dropped[message.topic] += 1
-                    self._warn_drops()
-            except zmq.ZMQError as exc:
-                raise PublishError(
-                    f"sending on {self.endpoint} failed: {exc}; restart the publisher"
-                ) from exc
-            self._next_seq[message.topic] = seq + 1
-            self._drain_subscriptions()
+            data = _encode(payload)  # raises before the number is used
+            self._next_seq[topic] = seq + 1
+            if len(self._outbox) >= self._capacity and self.config.block_ms > 0:
+                self._state.wait_for(lambda: len(self._outbox) < self._capacity or self._closed,
+                                     self.config.block_ms / 1000 + 1.0)
+            if len(self._outbox) >= self._capacity:  # the socket thread is held up: nobody gets this one
+                self._dropped[topic] += 1
+                self._warn_drops()
+                return seq
+            self._outbox.append((topic, topic.encode("ascii"), data))
+        self._wake()
         return seq
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PublishError("publisher is closed: create a new Publisher to publish again")
+        if self._error is not None:
+            raise PublishError(f"sending on {self.endpoint} failed: {self._error}; restart the publisher")
 
     @staticmethod
     def _envelope(message: Message) -> dict[str, Any]:
@@ -145,10 +190,90 @@ class Publisher:
             **message.body,
         }
 
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):  # already awake (the pipe is full) or closed
+            pass
+
+    def wait_for_subscribers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
+        """Wait until `count` subscriptions (one per subscriber and topic prefix) have reached the publisher since
+        it started; a connecting subscriber misses what is published before its subscription arrives (ZeroMQ's
+        slow joiner). True if they did within `timeout_s`."""
+        with self._state:
+            if self._closed:
+                raise PublishError("publisher is closed: create a new Publisher")
+            return self._state.wait_for(lambda: self._subscribes >= count or self._closed, timeout_s) and not (
+                self._closed and self._subscribes < count)
+
+    @property
+    def _subscribes(self) -> int:
+        return self._guard.subscriptions if self._guard is not None else self._inproc_subscribes
+
+    def stats(self) -> PublishStats:
+        """Per-topic messages published (= the next seq) and, of those, how many did not reach a subscriber whose
+        queue was full (or anyone, when the outbox was full); subscriber connections open now and closed since
+        start, and peers refused for breaking a rule."""
+        with self._state:
+            guard = self._guard
+            return PublishStats(
+                published={t: self._next_seq[t] for t in TOPICS},
+                dropped={t: self._dropped[t] for t in TOPICS},
+                connected=guard.connected if guard else 0,
+                disconnected=max(0, guard.closed_total - guard.refused) if guard else 0,
+                refused=dict(guard.refused_by) if guard else {},
+                subscribers=guard.subscribers if guard else 0,
+                max_subscribers=self.config.limits.max_subscribers,
+            )
+
+    def _warn_drops(self) -> None:
+        now = time.monotonic()
+        if now - self._last_drop_warning >= DROP_WARN_INTERVAL_S:
+            self._last_drop_warning = now
+            log.warning(
+                "a subscriber is not keeping up: it misses messages (%d overflows so far, counted in health; "
+                "the others are not affected)",
+                sum(self._dropped.values()),
+            )
+
+    # ------------------------------------------------------------------------------------------ the socket thread
+    def _run(self) -> None:
+        """Send what is queued, read notices and monitor events, sleep until there is more (module docstring)."""
+        waiter = select.poll()  # (not select.select: no limit on descriptor numbers)
+        for fd in (self._socket.getsockopt(zmq.FD), self._wake_r,
+                   *([self._monitor.getsockopt(zmq.FD)] if self._monitor is not None else [])):
+            waiter.register(fd, select.POLLIN)
+        try:
+            while True:
+                with self._state:
+                    batch = list(self._outbox)
+                    self._outbox.clear()
+                    stopping = self._closed
+                    self._state.notify_all()
+                for topic, frame, data in batch:
+                    if not self._send(frame, data):
+                        with self._state:
+                            self._dropped[topic] += 1
+                            self._warn_drops()
+                if stopping:
+                    return
+                busy = self._drain_events() | self._drain_subscriptions()
+                if not busy:
+                    waiter.poll(IDLE_S * 1000)
+                    _drain_pipe(self._wake_r)
+        except (zmq.ZMQError, OSError, ValueError) as exc:
+            with self._state:
+                self._error = str(exc)
+                self._state.notify_all()
+            log.error("the publishing socket failed: %s; publish() will raise", exc)
+
     def _send(self, topic: bytes, data: bytes) -> bool:
         """Queue the message for every subscriber with room. True if all had room; False if one was full: it
         misses this message, the others get it."""
         frames = [topic, data]
+        # process the socket's pending commands first: a subscriber's "I have read up to here" (activate_write)
+        # must reach its pipe, or a pipe that has room looks full and that subscriber misses the message
+        self._socket.getsockopt(zmq.EVENTS)
         if self._try_send(frames):
             return True
         if self.config.block_ms > 0:  # fast replay: no clock is waiting, give the subscriber time to catch up
@@ -172,65 +297,58 @@ class Publisher:
         except zmq.Again:
             return False
 
-    def _warn_drops(self) -> None:
-        now = time.monotonic()
-        if now - self._last_drop_warning >= DROP_WARN_INTERVAL_S:
-            self._last_drop_warning = now
-            log.warning(
-                "a subscriber is not keeping up: it misses messages (%d overflows so far, counted in health; "
-                "the others are not affected)",
-                sum(self._dropped.values()),
-            )
-
-    def _drain_events(self) -> None:
-        """Count connections from the socket monitor (inproc, never blocks)."""
-        while self._monitor is not None and self._monitor.poll(0):
-            event = recv_monitor_message(self._monitor)["event"]
-            self._peers["accepted" if event == zmq.EVENT_ACCEPTED else "closed"] += 1
-
-    def _drain_subscriptions(self) -> None:
-        """Read (un)subscription notices; unread, they would pile up inside the socket."""
-        while self._socket.poll(0, zmq.POLLIN):
-            notice = self._socket.recv()
-            if notice[:1] == b"\x01":
-                self._subscribes += 1
-            log.debug("subscription notice %r", notice[:64])
-
-    def wait_for_subscribers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
-        """Wait until `count` subscriptions (one per subscriber and topic prefix) have reached the publisher since
-        it started; a connecting subscriber misses what is published before its subscription arrives (ZeroMQ's
-        slow joiner). True if they did within `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise PublishError("publisher is closed: create a new Publisher")
-                self._drain_subscriptions()
-                if self._subscribes >= count:
-                    return True
-            if time.monotonic() >= deadline:
+    def _drain_events(self) -> bool:
+        """Follow connections from the socket monitor (inproc, never blocks). True if a full batch was read."""
+        for _ in range(GUARD_BATCH):
+            if self._monitor is None or not self._monitor.poll(0):
                 return False
-            time.sleep(0.005)
+            event = recv_monitor_message(self._monitor)
+            if self._guard is None:
+                continue
+            with self._state:
+                if event["event"] == zmq.EVENT_ACCEPTED:
+                    self._guard.accepted(int(event["value"]))
+                else:
+                    self._guard.closed(int(event["value"]))
+        return True
 
-    def stats(self) -> PublishStats:
-        """Per-topic messages published (= the next seq) and, of those, how many a subscriber's full queue refused;
-        subscribers connected now and connections closed since start."""
-        with self._lock:
-            if not self._closed:
-                self._drain_events()
-            return PublishStats(
-                published={t: self._next_seq[t] for t in TOPICS},
-                dropped={t: self._dropped[t] for t in TOPICS},
-                connected=max(0, self._peers["accepted"] - self._peers["closed"]),
-                disconnected=self._peers["closed"],
-            )
+    def _drain_subscriptions(self) -> bool:
+        """Read and judge (un)subscription notices; unread, they would pile up inside the socket. True if a full
+        batch was read. (recv without a poll before it: a poll makes ZeroMQ take in every waiting subscription
+        of every peer each time; recv does that only every 100 calls or when nothing is left.)"""
+        for _ in range(GUARD_BATCH):
+            try:
+                notice = self._socket.recv(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return False
+            data = notice.bytes
+            subscribe = data[:1] == b"\x01"
+            fd = _source_fd(notice) if subscribe and self._guard is not None else None
+            with self._state:
+                if self._guard is not None:
+                    self._guard.subscription(fd, data)
+                elif subscribe:
+                    self._inproc_subscribes += 1
+                self._state.notify_all()  # wait_for_subscribers
+        return True
 
+    # ------------------------------------------------------------------------------------------ closing
     def close(self) -> None:
-        """Unbind and release everything; idempotent. Unsent messages are discarded unless linger_ms > 0."""
-        with self._lock:
+        """Send what is queued, then unbind and release everything; idempotent. Messages still in ZeroMQ's queues
+        are discarded unless linger_ms > 0."""
+        with self._state:
             if self._closed:
                 return
             self._closed = True
+            self._state.notify_all()
+        self._wake()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self.config.linger_ms / 1000 + JOIN_S)
+            if thread.is_alive():  # held up inside ZeroMQ: never close a socket another thread is using
+                log.warning("publisher on %s: the socket thread did not stop; leaving the socket to the OS",
+                            self.endpoint)
+                return
         self._teardown(self.config.linger_ms)
         log.info("publisher on %s closed", getattr(self, "endpoint", self.config.endpoint))
 
@@ -244,6 +362,11 @@ class Publisher:
             self._auth.stop()
             self._auth = None
         self._context.destroy(linger=0)  # closes anything left, so term() cannot wait forever
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def __enter__(self) -> Self:
         return self
@@ -252,6 +375,22 @@ class Publisher:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _drain_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, OSError):
+        pass
+
+
+def _source_fd(notice: zmq.Frame) -> int | None:
+    """The descriptor of the connection a subscription came from (ZMQ_SRCFD), or None where ZeroMQ has none."""
+    try:
+        return int(notice.get(zmq.SRCFD))
+    except zmq.ZMQError:
+        return None
 
 
 def _encode(payload: dict[str, Any]) -> bytes:

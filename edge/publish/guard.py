@@ -1,0 +1,222 @@
+"""What the publishing socket accepts from its peers, and what happens to a peer that breaks the rules.
+
+A ZeroMQ XPUB socket stores every byte of every subscription prefix a peer sends in a trie, and nothing in ZeroMQ
+bounds it: a local program that subscribes to a few long random prefixes grows the publisher by hundreds of MB
+(issue 20: 2.8 GB, no message published any more). Subscribers of qamoe-live need very little: the empty prefix
+or a prefix of a `qamoe.v1.*` topic, a handful of them. So the publisher enforces, in this order:
+
+1. ZeroMQ's own frame limit (`ZMQ_MAXMSGSIZE`, `SubscriberLimits.max_frame_bytes`: 128 bytes, 512 with
+   CURVE, whose handshake needs it): a peer that sends a larger frame (a subscription of a megabyte) is
+   disconnected by ZeroMQ's decoder before anything is stored. ZeroMQ does not say why it closed a
+   connection, so these show in health as `disconnected`, not as refused.
+2. `SubscriberGuard.subscription`: every subscription a peer sends must be the empty prefix, a prefix of a
+   published topic, or a well-formed `qamoe.v1.` name (at most `max_prefix_bytes`, characters `[A-Za-z0-9._-]`: a topic a
+   newer consumer knows and this publisher does not publish; kept, never matched). A peer may send at most
+   `max_subscriptions_per_peer` subscriptions per connection.
+3. At most `max_subscribers` connections that subscribe, at once; the one beyond is disconnected at its first
+   subscription. (A connection that never completes the ZMTP handshake is closed by ZeroMQ after
+   `handshake_ivl_ms`.)
+
+Why nothing is refused at accept time, before a peer has subscribed: tried (a cap on connections and a token
+bucket on accepts, each refused connection shut down as the monitor reported it, during its handshake), the
+process grew about 0.5 MB/s under a reconnect flood while Python's own allocations stayed flat (tracemalloc),
+so inside libzmq 4.3.5; the same flood judged at its first subscription stays flat, and more rule breakers
+are cut because they all reach the rule that cuts them.
+
+A peer that breaks rule 2 or 3 is disconnected: `shutdown(2)` on its TCP/IPC socket, whose descriptor ZeroMQ
+reports with each subscription (`ZMQ_SRCFD`) and with each accepted connection. ZeroMQ then closes the
+connection and removes every subscription of that peer from its trie. Before the shutdown the descriptor is
+checked to be a connected socket whose local address is the publisher's own, so a descriptor number reused by
+something else is never touched. A peer that reconnects and breaks the rules again is disconnected again; each
+time counts in `refused`.
+
+This module holds the rules and the bookkeeping; `edge.publish.publisher.Publisher` calls it from the thread
+that owns its socket. numpy-free, torch-free.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from edge.publish.errors import PublishConfigError
+from edge.publish.wire import TOPICS
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = b"qamoe.v1."
+_NAME = re.compile(rb"[A-Za-z0-9._-]*\Z")
+WARN_INTERVAL_S = 10.0
+CURVE_FRAME_BYTES = 512  # the frame limit with CURVE: its handshake commands are up to ~300 bytes
+# why a peer was disconnected (the keys of `SubscriberGuard.refused_by`)
+BAD_PREFIX, TOO_MANY_SUBSCRIPTIONS, TOO_MANY_SUBSCRIBERS = "bad_prefix", "too_many_subscriptions", "too_many_subscribers"
+
+
+@dataclass(frozen=True)
+class SubscriberLimits:
+    """What one publishing socket accepts (module docstring).
+
+    max_frame_bytes             largest frame a peer may send (ZMQ_MAXMSGSIZE): handshake commands and
+                                subscriptions; larger: ZeroMQ disconnects. With CURVE at least
+                                CURVE_FRAME_BYTES (an INITIATE command is about 300 bytes)
+    max_prefix_bytes            longest subscription prefix honoured (the longest topic is 19 bytes)
+    max_subscriptions_per_peer  subscriptions one connection may send (a subscriber needs one per topic)
+    max_subscribers             connections that subscribe, at once; a further one is disconnected when it
+                                subscribes
+    handshake_ivl_ms            a connection that has not completed the ZMTP handshake by then is closed
+    """
+
+    max_frame_bytes: int = 128
+    max_prefix_bytes: int = 64
+    max_subscriptions_per_peer: int = 32
+    max_subscribers: int = 32
+    handshake_ivl_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("max_frame_bytes", 96, 1 << 20), ("max_prefix_bytes", 19, 4096),
+                                ("max_subscriptions_per_peer", 3, 100_000), ("max_subscribers", 1, 100_000),
+                                ("handshake_ivl_ms", 100, 600_000)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                raise PublishConfigError(f"{name}={value!r}: choose an integer in {low}-{high}")
+        if self.max_prefix_bytes + 1 > self.max_frame_bytes:
+            raise PublishConfigError(
+                f"max_prefix_bytes={self.max_prefix_bytes} needs max_frame_bytes >= {self.max_prefix_bytes + 1}"
+            )
+
+
+def prefix_allowed(prefix: bytes, limit: int) -> bool:
+    """The empty prefix, a prefix of a published topic, or a well-formed `qamoe.v1.` name of at most `limit`
+    bytes."""
+    if any(topic.encode("ascii").startswith(prefix) for topic in TOPICS):
+        return True
+    return len(prefix) <= limit and prefix.startswith(NAMESPACE) and _NAME.match(prefix) is not None
+
+
+class SubscriberGuard:
+    """The rules and the per-connection bookkeeping. Not thread-safe: the publisher's socket thread calls it
+    under the publisher's state lock.
+
+    `accepted(fd)` / `closed(fd)` follow the socket monitor; `subscription(fd, notice)` judges one subscription
+    message (b"\\x01" + prefix; b"\\x00" + prefix unsubscribes) and returns the reason its peer was
+    disconnected, or None. Notices and monitor events come through different sockets, so either may be read
+    first: a notice from a descriptor the monitor has not reported yet opens its entry, and one from a
+    descriptor the monitor has reported closed (a late notice of a connection that is gone) is ignored."""
+
+    def __init__(self, limits: SubscriberLimits, local: LocalAddress) -> None:
+        self.limits = limits
+        self._local = local  # the publisher's bound address: only its connections are ever disconnected
+        self._peers: dict[int, Counter[str]] = {}  # fd -> counts of what it sent
+        self._gone: set[int] = set()  # descriptors reported closed and not accepted again since
+        self._subscribed: set[int] = set()  # connections that have sent a subscription the rules allow
+        self.refused_by: Counter[str] = Counter()
+        self.subscriptions = 0
+        self.accepted_total = 0
+        self.closed_total = 0
+        self._last_warning = float("-inf")
+
+    @property
+    def connected(self) -> int:
+        return len(self._peers)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribed)
+
+    @property
+    def refused(self) -> int:
+        return sum(self.refused_by.values())
+
+    def accepted(self, fd: int) -> None:
+        self.accepted_total += 1
+        self._gone.discard(fd)
+        self._peers.setdefault(fd, Counter())  # its first notice may have been read before this event
+
+    def closed(self, fd: int) -> None:
+        self._gone.add(fd)
+        self._subscribed.discard(fd)
+        if self._peers.pop(fd, None) is not None:
+            self.closed_total += 1
+
+    def subscription(self, fd: int | None, notice: bytes) -> str | None:
+        """Judge one notice. `fd` None: a notice ZeroMQ made itself (the unsubscriptions of a closed peer)."""
+        if notice[:1] != b"\x01" or fd is None:
+            return None
+        self.subscriptions += 1
+        if fd in self._gone:  # sent before its connection closed
+            return None
+        counts = self._peers.setdefault(fd, Counter())
+        if counts["refused"]:  # already disconnected: what it sent before that is not judged again
+            return None
+        counts["subscriptions"] += 1
+        prefix = notice[1:]
+        if not prefix_allowed(prefix, self.limits.max_prefix_bytes):
+            return self._refuse(fd, BAD_PREFIX, f"subscription {prefix[:24]!r}... ({len(prefix)} bytes)")
+        if counts["subscriptions"] > self.limits.max_subscriptions_per_peer:
+            return self._refuse(fd, TOO_MANY_SUBSCRIPTIONS, f"{counts['subscriptions']} subscriptions")
+        if fd not in self._subscribed:
+            if len(self._subscribed) >= self.limits.max_subscribers:
+                return self._refuse(fd, TOO_MANY_SUBSCRIBERS, f"{len(self._subscribed)} subscribers already")
+            self._subscribed.add(fd)
+        return None
+
+    def _refuse(self, fd: int, reason: str, detail: str) -> str:
+        self.refused_by[reason] += 1
+        self._peers.setdefault(fd, Counter())["refused"] += 1
+        self._subscribed.discard(fd)
+        disconnected = disconnect(fd, self._local)
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_INTERVAL_S:
+            self._last_warning = now
+            log.warning(
+                "refused a subscriber (%s: %s)%s; %d refused so far (counted in health, queue subscriber_guard)",
+                reason, detail, "" if disconnected else " but could not disconnect it", self.refused,
+            )
+        return reason
+
+
+def local_address(endpoint: str) -> LocalAddress | None:
+    """What the connections a publisher bound at `endpoint` (its LAST_ENDPOINT) have as local address: the TCP
+    port, or the IPC path. None for inproc (no descriptors: nothing to guard)."""
+    transport, _, rest = endpoint.partition("://")
+    if transport == "tcp":
+        return LocalAddress("tcp", int(rest.rpartition(":")[2]))
+    if transport == "ipc":
+        return LocalAddress("ipc", rest)
+    return None
+
+
+@dataclass(frozen=True)
+class LocalAddress:
+    transport: str  # "tcp" | "ipc"
+    where: int | str  # the TCP port | the IPC path
+
+    def matches(self, sock: socket.socket) -> bool:
+        name = sock.getsockname()
+        if self.transport == "tcp":
+            return sock.family in (socket.AF_INET, socket.AF_INET6) and name[1] == self.where
+        return sock.family == socket.AF_UNIX and name == self.where
+
+
+def disconnect(fd: int, local: LocalAddress) -> bool:
+    """shutdown(2) the connection on descriptor `fd` if, and only if, it is a connected socket whose local
+    address is the publisher's own. ZeroMQ sees the connection end and cleans up after it. True if done."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:  # closed meanwhile, or not a socket
+        return False
+    try:
+        if not local.matches(sock):
+            return False
+        sock.getpeername()  # the listener itself has no peer: never shut it down
+        sock.shutdown(socket.SHUT_RDWR)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()  # closes our duplicate only
