@@ -55,6 +55,7 @@ OUTBOX_FAST = 8  # fast replay: publish() waits for room, as it waited for a slo
 GUARD_BATCH = 64  # notices or monitor events read between two looks at the outbox
 IDLE_S = 0.05  # longest sleep of the socket thread (ZeroMQ's FD is edge-triggered: look again this often)
 JOIN_S = 0.1  # how long close() waits for the socket thread beyond linger_ms (it may be inside ZeroMQ)
+SOCKET_THREAD_NICE = 10  # added to the socket thread's nice value (_lower_priority)
 
 
 class Publisher:
@@ -239,6 +240,7 @@ class Publisher:
     # ------------------------------------------------------------------------------------------ the socket thread
     def _run(self) -> None:
         """Send what is queued, read notices and monitor events, sleep until there is more (module docstring)."""
+        _lower_priority()
         waiter = select.poll()  # (not select.select: no limit on descriptor numbers)
         for fd in (self._socket.getsockopt(zmq.FD), self._wake_r,
                    *([self._monitor.getsockopt(zmq.FD)] if self._monitor is not None else [])):
@@ -375,6 +377,16 @@ class Publisher:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _lower_priority() -> None:
+    """Run this thread at a lower CPU priority (Linux: a thread is a task with its own nice value). A flood of
+    subscriptions costs CPU inside ZeroMQ on this thread; on a busy edge box the pipeline's threads should win
+    that contest, not the flood. Sending the stream costs little and is unaffected while the box is not full."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SOCKET_THREAD_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: keep the default
+        pass
 
 
 def _drain_pipe(fd: int) -> None:

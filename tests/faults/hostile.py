@@ -6,8 +6,8 @@ connects to ENDPOINT (loopback only: the tests start the publisher on 127.0.0.1)
 is bounded in count and time), prints one JSON line of what it did, and exits. Kinds:
 
   oversize     10 SUB sockets, each subscribing to one 1 MB random prefix, resubscribing after each cut
-  random       40 SUB sockets x 250 random prefixes of 1-64 bytes (10,000 prefixes, all within the frame
-               limit: the costliest case found), again after each cut
+  random       30 SUB sockets x 200 random prefixes of 1-64 bytes (6,000 prefixes, all within the frame
+               limit: the costliest case found), all sent again after each cut (libzmq reconnects)
   churn        connect, subscribe to a random prefix, close: as many cycles as the time allows (<= 5,000)
   garbage      200 raw TCP connections: random bytes, a truncated ZMTP greeting, a greeting then junk, silence
   never_reads  20 SUB sockets subscribed to everything with 1-message receive queues, never reading
@@ -67,7 +67,7 @@ def oversize(ctx: zmq.Context, endpoint: str, seconds: float, n: int = 10) -> di
     return {"sockets": n, "prefix_bytes": 1_000_000}
 
 
-def random_prefixes(ctx: zmq.Context, endpoint: str, seconds: float, n: int = 40, per: int = 250,
+def random_prefixes(ctx: zmq.Context, endpoint: str, seconds: float, n: int = 30, per: int = 200,
                     max_len: int = 64) -> dict:
     rng = random.Random(0)
     socks = _subs(ctx, endpoint, n)

@@ -7,7 +7,8 @@ For each attack, against the same run undisturbed (measured once per module):
 - a well-behaved subscriber, connected before the attack, receives every topic gap-free (it misses nothing the
   publisher numbered while it was connected);
 - the process's peak RSS stays within +50 MB of the undisturbed run's;
-- `--duration` is honoured within 1 s: the process exits at most duration + 1 s after it started publishing.
+- `--duration` is honoured within 1 s: the process exits at most 1 s later than the undisturbed run does (which
+  itself takes ~0.3-0.4 s after its duration to close devices and models).
 Observed numbers go to the faults table (docs/RELIABILITY.md, "Hostile subscribers")."""
 
 from __future__ import annotations
@@ -144,6 +145,9 @@ def test_hostile_subscribers_cost_the_node_nothing(engines: Path, clip: Path, un
     counts = _gap_free(run.messages)
     assert counts.get("qamoe.v1.sentiment", 0) >= 10 and counts.get("qamoe.v1.health", 0) >= 5, counts
     assert run.peak_rss_mb <= undisturbed.peak_rss_mb + RSS_MARGIN_MB, (run.peak_rss_mb, undisturbed.peak_rss_mb)
-    assert run.over_duration_s <= DURATION_MARGIN_S, run.over_duration_s
+    # the attack delays the end by at most 1 s: the undisturbed run itself exits ~0.3-0.4 s after its duration
+    # (closing devices and models), and on a loaded 2-core machine the attacker's own CPU slows that too
+    assert run.over_duration_s <= undisturbed.over_duration_s + DURATION_MARGIN_S, (run.over_duration_s,
+                                                                                    undisturbed.over_duration_s)
     if attack in ("random", "combined"):  # rule breakers are disconnected and counted
         assert guard.get("dropped", 0) > 0, guard
