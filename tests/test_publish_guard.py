@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 
 import pytest
 import zmq
@@ -28,6 +27,7 @@ from edge.publish.guard import (
     prefix_allowed,
 )
 from edge.publish.wire import TOPICS
+from tests.test_sources_worker import wait_for
 
 ANY_PORT = "tcp://127.0.0.1:0"
 
@@ -153,15 +153,6 @@ def test_limits_are_validated(bad: dict) -> None:
         SubscriberLimits(**bad)
 
 
-def _wait(predicate, timeout_s: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_on_a_real_socket_a_rule_breaker_is_cut_and_a_good_subscriber_keeps_its_stream() -> None:
     ctx = zmq.Context()
     with Publisher(PublisherConfig(endpoint=ANY_PORT)) as pub:
@@ -174,7 +165,7 @@ def test_on_a_real_socket_a_rule_breaker_is_cut_and_a_good_subscriber_keeps_its_
         monitor = bad.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         bad.connect(pub.endpoint)
         assert pub.wait_for_subscribers(1)
-        assert _wait(lambda: sum(pub.stats().refused.values()) >= 1), pub.stats()
+        assert wait_for(lambda: sum(pub.stats().refused.values()) >= 1, 5.0), pub.stats()
         assert monitor.poll(5000), "the rule breaker was not disconnected"
         got = []
         for _ in range(20):  # in step with the good subscriber, as a live stream is

@@ -44,6 +44,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+import zmq
+
 from edge.publish.errors import PublishConfigError
 from edge.publish.wire import TOPICS
 
@@ -116,7 +118,6 @@ class SubscriberGuard:
         self._subscribed: set[int] = set()  # connections that have sent a subscription the rules allow
         self.refused_by: Counter[str] = Counter()
         self.subscriptions = 0
-        self.accepted_total = 0
         self.closed_total = 0
         self._last_warning = float("-inf")
 
@@ -133,7 +134,6 @@ class SubscriberGuard:
         return sum(self.refused_by.values())
 
     def accepted(self, fd: int) -> None:
-        self.accepted_total += 1
         self._gone.discard(fd)
         self._peers.setdefault(fd, Counter())  # its first notice may have been read before this event
 
@@ -201,6 +201,15 @@ class LocalAddress:
         if self.transport == "tcp":
             return sock.family in (socket.AF_INET, socket.AF_INET6) and name[1] == self.where
         return sock.family == socket.AF_UNIX and name == self.where
+
+
+def source_fd(notice: zmq.Frame) -> int | None:
+    """The descriptor of the connection a subscription came from (ZMQ_SRCFD), or None where ZeroMQ has none
+    (inproc, and the unsubscriptions ZeroMQ makes itself when a peer leaves)."""
+    try:
+        return int(notice.get(zmq.SRCFD))
+    except zmq.ZMQError:
+        return None
 
 
 def disconnect(fd: int, local: LocalAddress) -> bool:

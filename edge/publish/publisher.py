@@ -43,7 +43,7 @@ from zmq.utils.monitor import recv_monitor_message
 from edge.publish import curve
 from edge.publish.config import PublisherConfig, exposure_warning
 from edge.publish.errors import MessageError, PortInUseError, PublishError
-from edge.publish.guard import CURVE_FRAME_BYTES, SubscriberGuard, local_address
+from edge.publish.guard import CURVE_FRAME_BYTES, SubscriberGuard, local_address, source_fd
 from edge.publish.messages import PublishStats
 from edge.publish.schema import validate
 from edge.publish.wire import SCHEMA_VERSION, TOPICS, Message, WallClock, inert_json
@@ -318,21 +318,24 @@ class Publisher:
         """Read and judge (un)subscription notices; unread, they would pile up inside the socket. True if a full
         batch was read. (recv without a poll before it: a poll makes ZeroMQ take in every waiting subscription
         of every peer each time; recv does that only every 100 calls or when nothing is left.)"""
+        full = True
         for _ in range(GUARD_BATCH):
             try:
                 notice = self._socket.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
-                return False
+                full = False
+                break
             data = notice.bytes
             subscribe = data[:1] == b"\x01"
-            fd = _source_fd(notice) if subscribe and self._guard is not None else None
+            fd = source_fd(notice) if subscribe and self._guard is not None else None
             with self._state:
                 if self._guard is not None:
                     self._guard.subscription(fd, data)
                 elif subscribe:
                     self._inproc_subscribes += 1
-                self._state.notify_all()  # wait_for_subscribers
-        return True
+        with self._state:
+            self._state.notify_all()  # wait_for_subscribers
+        return full
 
     # ------------------------------------------------------------------------------------------ closing
     def close(self) -> None:
@@ -395,14 +398,6 @@ def _drain_pipe(fd: int) -> None:
             pass
     except (BlockingIOError, OSError):
         pass
-
-
-def _source_fd(notice: zmq.Frame) -> int | None:
-    """The descriptor of the connection a subscription came from (ZMQ_SRCFD), or None where ZeroMQ has none."""
-    try:
-        return int(notice.get(zmq.SRCFD))
-    except zmq.ZMQError:
-        return None
 
 
 def _encode(payload: dict[str, Any]) -> bytes:
