@@ -70,7 +70,8 @@ class PublisherConfig:
     curve_server_secret_key_file  this publisher's CURVE secret certificate (`qamoe-keys generate`)
     curve_allowed_clients_dir     directory of client public certificates (*.key); only those may subscribe
     validate_messages  check every payload against its JSON Schema before sending (about 0.1-0.3 ms each)
-    block_ms        0 (live): a subscriber whose queue is full misses the message at once (the others get it).
+    block_ms        0 (live): a subscriber whose queue is full misses the message once the socket thread's drain
+                    budget (5% of its time, at most 0.2 s saved up) is spent (the others get it).
                     > 0 (fast replay, where no clock is waiting): first wait up to this long for it to catch up
     heartbeat_ivl_ms, heartbeat_timeout_ms  ZMTP heartbeats: a subscriber that stops answering them (a dead
                     peer, a frozen process) is disconnected after about ivl + timeout (0 ivl turns them off)

@@ -23,8 +23,8 @@ flood of long random prefixes makes one such call take a second or more (issue 2
 queue, that costs the stream latency, never the caller: the pipeline's main loop never waits on the socket, so
 `--duration` and signals end the process on time whatever the peers do. A full outbox (the socket thread held up
 for longer than the outbox covers) drops the new message for everyone; it is counted in `stats().dropped` and
-shows as a gap in `seq`.
-"""
+shows as a gap in `seq`. A full subscriber queue in live mode gets a little time to drain (the drain budget,
+`_send`): a burst after a stall can outrun `send_hwm` while the subscriber is keeping up."""
 
 from __future__ import annotations
 
@@ -54,6 +54,9 @@ OUTBOX_LIVE = 256  # messages queued for the socket thread (live: minutes of hea
 OUTBOX_FAST = 8  # fast replay: publish() waits for room, as it waited for a slow subscriber before
 GUARD_BATCH = 64  # notices or monitor events read between two looks at the outbox
 IDLE_S = 0.05  # longest sleep of the socket thread (ZeroMQ's FD is edge-triggered: look again this often)
+DRAIN_POLL_S = 0.002  # how often a full subscriber queue is looked at again while it may drain
+DRAIN_BUDGET_PER_S = 0.05  # live: seconds per second the socket thread may wait for a full queue to drain
+DRAIN_BUDGET_MAX_S = 0.2  # live: the most it may save up (one burst after a stall)
 JOIN_S = 0.1  # how long close() waits for the socket thread beyond linger_ms (it may be inside ZeroMQ)
 SOCKET_THREAD_NICE = 10  # added to the socket thread's nice value (_lower_priority)
 
@@ -72,6 +75,9 @@ class Publisher:
         self._error: str | None = None
         self._inproc_subscribes = 0  # inproc endpoints have no descriptors and no guard
         self._last_drop_warning = float("-inf")
+        self._in_flight = 0  # messages taken from the outbox and not yet handed to ZeroMQ
+        self._drain_budget_s = DRAIN_BUDGET_MAX_S  # only the socket thread touches these two
+        self._drain_refilled = time.monotonic()
         self._closed = False
         # A context of our own: the ZAP authenticator is per context, and close() can then terminate everything.
         self._context = zmq.Context()
@@ -197,6 +203,17 @@ class Publisher:
         except (BlockingIOError, OSError):  # already awake (the pipe is full) or closed
             pass
 
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until everything published so far has been handed to ZeroMQ (the outbox is empty): a subscriber
+        that connects after this does not get those messages. True if it emptied within `timeout_s`."""
+        with self._state:
+            self._check_open()
+            def handed() -> bool:
+                return not self._outbox and not self._in_flight
+
+            return self._state.wait_for(lambda: handed() or self._closed or self._error is not None,
+                                        timeout_s) and handed()
+
     def wait_for_subscribers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
         """Wait until `count` subscriptions (one per subscriber and topic prefix) have reached the publisher since
         it started; a connecting subscriber misses what is published before its subscription arrives (ZeroMQ's
@@ -250,13 +267,18 @@ class Publisher:
                 with self._state:
                     batch = list(self._outbox)
                     self._outbox.clear()
+                    self._in_flight = len(batch)
                     stopping = self._closed
-                    self._state.notify_all()
+                    self._state.notify_all()  # publish() waiting for room (fast replay)
                 for topic, frame, data in batch:
                     if not self._send(frame, data):
                         with self._state:
                             self._dropped[topic] += 1
                             self._warn_drops()
+                if batch:
+                    with self._state:
+                        self._in_flight = 0
+                        self._state.notify_all()  # flush()
                 if stopping:
                     return
                 busy = self._drain_events() | self._drain_subscriptions()
@@ -278,13 +300,27 @@ class Publisher:
         self._socket.getsockopt(zmq.EVENTS)
         if self._try_send(frames):
             return True
-        if self.config.block_ms > 0:  # fast replay: no clock is waiting, give the subscriber time to catch up
-            # (poll(POLLOUT) cannot tell: an XPUB socket always reports itself writable)
-            deadline = time.monotonic() + self.config.block_ms / 1000
-            while time.monotonic() < deadline:
-                time.sleep(0.002)
-                if self._try_send(frames):
-                    return True
+        # A full queue: give it time to drain. Fast replay waits up to block_ms (no clock is waiting). Live waits
+        # on the drain budget: a burst (the windows that fell due while the process was held up) can outrun a
+        # subscriber's send_hwm before ZeroMQ's I/O thread has moved the queue to the kernel; that subscriber is
+        # keeping up and must not lose a message. One that is stuck uses the budget up and then costs the others
+        # at most DRAIN_BUDGET_PER_S of delay per second. (poll(POLLOUT) cannot tell: XPUB is always writable.)
+        live = self.config.block_ms == 0
+        now = time.monotonic()
+        if live:
+            self._drain_budget_s = min(DRAIN_BUDGET_MAX_S,
+                                       self._drain_budget_s + (now - self._drain_refilled) * DRAIN_BUDGET_PER_S)
+            self._drain_refilled = now
+        deadline = now + (self._drain_budget_s if live else self.config.block_ms / 1000)
+        sent = False
+        while not sent and time.monotonic() < deadline:
+            time.sleep(DRAIN_POLL_S)
+            self._socket.getsockopt(zmq.EVENTS)
+            sent = self._try_send(frames)
+        if live:
+            self._drain_budget_s = max(0.0, self._drain_budget_s - (time.monotonic() - now))
+        if sent:
+            return True
         self._socket.setsockopt(zmq.XPUB_NODROP, 0)
         try:  # lossy for this one send: ZeroMQ skips the full queue(s) and delivers to the rest
             self._socket.send_multipart(frames, flags=zmq.NOBLOCK)

@@ -55,6 +55,8 @@ def test_no_subscriber_then_late_and_reconnecting_ones(comps, clip: Path, record
         # publisher's own count (not a fixed sleep: a loaded machine takes longer to go live)
         live.wait(lambda: _published(live, "sentiment") >= 3, 30, "3 windows published with nobody listening")
         before_connect = _published(live, "sentiment")
+        # the socket thread may still hold the last ones: once handed to ZeroMQ, nobody connecting later gets them
+        assert live.pub.flush(5.0), "the publisher's outbox did not empty"
         late = Collector(live.pub.endpoint)
         first_s, _ = _first_fresh(live, late)
         # everything before the connect is gone (not replayed): the first window it gets is a live one
