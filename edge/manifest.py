@@ -1,8 +1,8 @@
 """`engines/manifest.json`: the record of every built artifact, and the check that each is what it claims.
 
 The runtime meets models only through artifacts; this module is how it knows which file is which and refuses
-one whose bytes do not match the recorded sha256. Standard library only (it is imported by the runtime and by
-the build tools alike).
+one whose bytes do not match the recorded sha256. Standard library only, besides `edge.errors` which is too
+(it is imported by the runtime and by the build tools alike).
 
 Layout (schema version 1)::
 
@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edge.errors import ModelFault
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -41,8 +43,8 @@ REBUILD_FROM_SCRATCH = (
 _CHUNK = 1 << 20
 
 
-class ManifestError(Exception):
-    """The manifest is missing, malformed, of another schema version, or names an unknown artifact."""
+class ManifestError(ModelFault):
+    """The manifest is missing, malformed, of another schema version, or names an unknown artifact (exit 4)."""
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.errors import UsageError
+from edge.vocab import MODALITIES
+
 log = logging.getLogger(__name__)
 
-MODALITIES = ("text", "audio", "vision")
 Color = tuple[int, int, int]  # BGR
 Rect = tuple[int, int, int, int]  # x, y, width, height
 
@@ -47,8 +49,8 @@ _ASCII_SPELLING = str.maketrans({
 })  # fmt: skip
 
 
-class OverlayConfigError(ValueError):
-    """An overlay setting out of range."""
+class OverlayConfigError(UsageError, ValueError):
+    """An overlay setting out of range (exit 2)."""
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,19 @@ import bisect
 import logging
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
+from edge.errors import UsageError
+from edge.vocab import NS, Word
+
 log = logging.getLogger(__name__)
 
-NS = 1_000_000_000
 
 
-class WindowConfigError(ValueError):
-    """A window geometry that cannot work; the message says what to change."""
+class WindowConfigError(UsageError, ValueError):
+    """A window geometry that cannot work; the message says what to change (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,6 @@ class WindowConfig:
             raise WindowConfigError("max_pending_windows must be >= 1")
 
 
-@dataclass(frozen=True)
-class TimedWord:
-    text: str
-    start_ns: int
-    end_ns: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass
 class Window:
     index: int
@@ -78,7 +71,7 @@ class Window:
     end_ns: int
     feats: dict[str, np.ndarray]  # stream -> [max_steps, dim] float32
     masks: dict[str, np.ndarray]  # stream -> [max_steps] bool
-    words: list[TimedWord]
+    words: list[Word]
 
     def presence(self) -> dict[str, bool]:
         return {name: bool(m.any()) for name, m in self.masks.items()}
@@ -112,7 +105,7 @@ class _Stream:
         mask = np.zeros(g.max_steps, bool)
         slot_ns = NS / g.rate_hz
         lo = bisect.bisect_left(self.times, start_ns)
-        hi = bisect.bisect_left(self.times, start_ns + int(round(g.max_steps * slot_ns)))
+        hi = bisect.bisect_left(self.times, start_ns + round(g.max_steps * slot_ns))
         for i in range(lo, hi):
             j = int((self.times[i] - start_ns) // slot_ns)
             if 0 <= j < g.max_steps:
@@ -134,7 +127,7 @@ class WindowAssembler:
         self.config = config
         self.t0_ns = int(t0_ns)
         self._streams = {g.name: _Stream(g) for g in streams}
-        self._words: deque[TimedWord] = deque()
+        self._words: deque[Word] = deque()
         self._next = 0
         self.dropped_windows = 0
         for g in streams:
@@ -151,12 +144,12 @@ class WindowAssembler:
         except KeyError:
             raise KeyError(f"unknown stream {stream!r}; known: {sorted(self._streams)}") from None
 
-    def push_words(self, words: Sequence[TimedWord]) -> None:
+    def push_words(self, words: Sequence[Word]) -> None:
         self._words.extend(sorted(words, key=lambda w: w.end_ns))
 
     def window_bounds(self, index: int) -> tuple[int, int]:
-        end = self.t0_ns + int(round((index + 1) * self.config.hop_s * NS))
-        return end - int(round(self.config.length_s * NS)), end
+        end = self.t0_ns + round((index + 1) * self.config.hop_s * NS)
+        return end - round(self.config.length_s * NS), end
 
     def pop_ready(self, now_ns: int) -> list[Window]:
         """Every window whose end + lateness has passed, oldest first (bounded by max_pending_windows)."""

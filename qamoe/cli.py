@@ -1,6 +1,9 @@
 """Shared plumbing for the command-line mains in tools/: logging set-up and typed errors -> exit codes.
 
-Exit codes: 0 ok; 2 bad configuration or arguments; 3 bad or missing data; 4 bad checkpoint; 130 interrupted."""
+Exit codes: 0 ok; 1 any other typed error (a face bank, speech synthesis, a build step); 2 bad configuration
+or arguments; 3 bad or missing data; 4 bad checkpoint; 130 interrupted. Every error the package raises on
+purpose, core and bridge (`qamoe.build`, `qamoe.corpus`), derives from `QAMoEError`; `EXIT_CODES` maps its
+families."""
 
 from __future__ import annotations
 
@@ -11,6 +14,12 @@ from collections.abc import Callable
 from qamoe.errors import CheckpointError, ConfigError, DataError, QAMoEError
 
 EXIT_CODES: dict[type[QAMoEError], int] = {ConfigError: 2, DataError: 3, CheckpointError: 4}
+EXIT_OTHER = 1
+
+
+def exit_code(exc: QAMoEError) -> int:
+    """The exit code `run_main` gives a typed error: its family's in `EXIT_CODES`, else `EXIT_OTHER`."""
+    return next((c for t, c in EXIT_CODES.items() if isinstance(exc, t)), EXIT_OTHER)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -27,7 +36,7 @@ def run_main(main: Callable[[], int | None], *, verbose: bool = False) -> int:
     try:
         return int(main() or 0)
     except QAMoEError as e:
-        code = next((c for t, c in EXIT_CODES.items() if isinstance(e, t)), 1)
+        code = exit_code(e)
         logging.getLogger("qamoe").debug("traceback", exc_info=True)
         print(f"error: {e}", file=sys.stderr)
         return code

@@ -3,7 +3,7 @@
 What tools/evaluate_live.py reports (docs/MODEL_CARD.md):
   - `benchmark_rows`   the MMSA metrics per dataset (ids prefixed "mosei/", "mosi/") and text source: the gold
                        transcripts (split test) and the live ASR on synthesised speech (split test_asr);
-  - `raw_fidelity_rows` for each raw-media corruption (`edge.features.raw_corruptions`, split test_raw), the
+  - `raw_fidelity_rows` for each raw-media corruption (`qamoe.corpus.raw_corruptions`, split test_raw), the
                        Spearman correlation between the corruption's severity and the reliability of the
                        modality it hits, pooled over the "#raw" twins and their clean rows (severity 0), with the
                        mean reliability and MAE per level;

@@ -21,3 +21,12 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def live_engines(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One engines folder for the session's live runs: the built assets and a seeded scratch QA-MoE
+    (qamoe.build.scratch; about 10 s to make). Read-only to qamoe-live; a test that damages engines copies them."""
+    from tests.support.live_fixtures import make_live_engines
+
+    return make_live_engines(tmp_path_factory.mktemp("live-engines"))

@@ -76,7 +76,7 @@ def measure(model: Any, test: Any, seed: int) -> dict[str, float]:
 
 def raw_rho(model: Any, corpus: Path, test: Any) -> dict[str, float]:
     """rho(severity, r of the hit modality) per raw-media corruption kind; {} without a test_raw split."""
-    from edge.features.raw_corruptions import MODALITY_OF
+    from qamoe.corpus.raw_corruptions import MODALITY_OF
 
     if not any(corpus.glob("test_raw-*.npz")):
         return {}

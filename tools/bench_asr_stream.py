@@ -34,10 +34,11 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 
 from edge.asr import AsrConfig, Transcriber
 from edge.asr.audio_file import load_audio_16k
-from edge.asr.bounded import LIVE_ENCODER_PAD_S, streaming_config
+from edge.asr.bounded import LIVE_ENCODER_PAD_S
 from edge.asr.streaming import StreamingAsr
+from edge.asr.transcriber import streaming_config
 from edge.asr.wer import word_error_rate
-from edge.features.synth import Voice, synthesize
+from qamoe.corpus.synth import Voice, synthesize
 from tools._grid import grid_sentence
 
 SR = 16_000

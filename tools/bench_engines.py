@@ -34,9 +34,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from edge.features.spec import default_feature_spec  # noqa: E402
+from edge.features.spec import default_feature_spec
 
 log = logging.getLogger("bench_engines")
 
@@ -131,7 +131,7 @@ def load_model(args: argparse.Namespace) -> tuple[Any, dict[str, int], str]:
             dict(LIVE_LENS),
             f"fresh qamoe, default ModelConfig, live dims {LIVE_DIMS}",
         )
-    from qamoe.build.model_engine import EngineBuildConfig, parse_seq_lens, window_geometry
+    from qamoe.build.engine_config import EngineBuildConfig, parse_seq_lens, window_geometry
     from qamoe.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(args.checkpoint)

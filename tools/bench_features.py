@@ -27,12 +27,12 @@ from pathlib import Path
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from edge.features import AudioFeatureConfig, AudioFeatureExtractor, to_mono_16k  # noqa: E402
-from edge.features.vad import VAD_CHUNK, SileroVad, default_vad_model_path  # noqa: E402
+from edge.features import AudioFeatureConfig, AudioFeatureExtractor, to_mono_16k
+from edge.features.vad import VAD_CHUNK, SileroVad, default_vad_model_path
 
 logger = logging.getLogger("bench_features")
 SR = 16_000
@@ -112,7 +112,7 @@ def _librosa_reference(audio: np.ndarray) -> Callable[[], object] | None:
     def run() -> object:
         mfcc = librosa.feature.mfcc(y=y, sr=SR, n_mfcc=13, n_mels=40, n_fft=512, win_length=400,
                                     hop_length=160)
-        f0, voiced, prob = librosa.pyin(y, fmin=60, fmax=400, sr=SR, frame_length=1024, hop_length=160)
+        f0, _, _ = librosa.pyin(y, fmin=60, fmax=400, sr=SR, frame_length=1024, hop_length=160)
         rms = librosa.feature.rms(y=y, frame_length=400, hop_length=160)
         zcr = librosa.feature.zero_crossing_rate(y, frame_length=400, hop_length=160)
         flux = librosa.onset.onset_strength(y=y, sr=SR, n_fft=512, hop_length=160, n_mels=40)
@@ -329,7 +329,8 @@ def bench_asr(args: argparse.Namespace) -> list[Row]:
     from faster_whisper import WhisperModel
 
     from edge.asr import AsrConfig, Transcriber, load_audio_16k, words_text
-    from edge.asr.bounded import LIVE_ENCODER_PAD_S, streaming_config
+    from edge.asr.bounded import LIVE_ENCODER_PAD_S
+    from edge.asr.transcriber import streaming_config
 
     unit, repeat = "x real time", max(1, min(args.repeat, 5))  # one decode is ~1 s
     with tempfile.TemporaryDirectory() as tmp:

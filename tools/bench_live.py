@@ -13,7 +13,7 @@
 
 The clip: the first `--clips` GRID clips (../shared/media/grid, 3 s each, face + speech) concatenated into one
 file in a temporary directory. The model: a freshly initialised QA-MoE for the live feature spec built with
-tests/live_fixtures.make_live_engines (untrained: the weights do not change the cost). (b)-(d) come from one
+qamoe.build.scratch.make_scratch_engines (untrained: the weights do not change the cost). (b)-(d) come from one
 real-time replay of the same file read by a real ZeroMQ subscriber, on the same monotonic clock."""
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -103,28 +101,18 @@ def load() -> list[float]:
 
 
 # ---------------------------------------------------------------------------------- (a) fast replay
-def live_cmd(engines: Path, endpoint: str, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "edge.cli.live",
-        "--engines-dir",
-        str(engines),
-        "--endpoint",
-        endpoint,
-        *args,
-    ]
-
-
 def fast_replay(engines: Path, clip: Path) -> dict[str, Any]:
-    from tests.live_fixtures import free_endpoint
+    from edge.cli.liverun import LiveCommand, run_to_end
+    from edge.publish.recorder import free_endpoint
 
     t0 = load()
-    proc = subprocess.run(live_cmd(engines, free_endpoint(), "--video-file", str(clip), "--fast"), cwd=REPO,
-                          capture_output=True, text=True, timeout=1800, check=False)  # fmt: skip
-    m = _REPLAYED.search(proc.stderr)
-    if proc.returncode != 0 or m is None:
-        raise RuntimeError(f"fast replay failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    command = LiveCommand(
+        ("--video-file", str(clip), "--fast"), engines_dir=engines, endpoint=free_endpoint()
+    )
+    run = run_to_end(command, 1800)
+    m = _REPLAYED.search(run.stderr)
+    if run.exit_code != 0 or m is None:
+        raise RuntimeError(f"fast replay failed ({run.exit_code}): {run.stderr[-2000:]}")
     media_s, wall_s = float(m.group(1)), float(m.group(2))
     return {"media_s": media_s, "wall_s": wall_s, "rtf": wall_s / media_s, "windows": int(m.group(3)),
             "words": int(m.group(4)), "load_before": t0, "load_after": load()}  # fmt: skip
@@ -147,40 +135,11 @@ def one_pass_whisper(engines: Path, clip: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ (b)-(d) real time
-@dataclass
-class TimedSubscriber:
-    """A real SUB socket on a thread recording (arrival monotonic ns, topic, payload)."""
+Timed = list[tuple[int, str, dict]]  # (arrival monotonic ns, topic, payload) at a real subscriber
 
-    endpoint: str
-    messages: list[tuple[int, str, dict]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        import zmq
-
-        self._ctx = zmq.Context()
-        self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.connect(self.endpoint)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._sock.poll(50):
-                topic, body = self._sock.recv_multipart()
-                self.messages.append((time.monotonic_ns(), topic.decode(), json.loads(body)))
-
-    def close(self) -> None:
-        time.sleep(0.3)
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
-        self._ctx.term()
-
-    def of(self, suffix: str) -> list[tuple[int, dict]]:
-        return [(t, b) for t, topic, b in self.messages if topic.endswith(suffix)]
+def timed_of(timed: Timed, suffix: str) -> list[tuple[int, dict]]:
+    return [(t, b) for t, topic, b in timed if topic.endswith(suffix)]
 
 
 def vm_hwm_kb(pid: int) -> int | None:
@@ -195,40 +154,38 @@ def vm_hwm_kb(pid: int) -> int | None:
 
 
 def realtime_replay(engines: Path, clip: Path, timeout_s: float) -> dict[str, Any]:
-    from tests.live_fixtures import free_endpoint
+    from edge.cli.liverun import LiveCommand, LiveRun
+    from edge.publish.recorder import free_endpoint
 
-    endpoint = free_endpoint()
-    sub = TimedSubscriber(endpoint)
-    time.sleep(0.2)
     t0 = load()
-    proc = subprocess.Popen(live_cmd(engines, endpoint, "--video-file", str(clip)), cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    stderr: list[str] = []
-    reader = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
-    reader.start()
-    peak_kb, deadline = 0, time.monotonic() + timeout_s
-    while proc.poll() is None and time.monotonic() < deadline:
-        peak_kb = max(peak_kb, vm_hwm_kb(proc.pid) or 0)
-        time.sleep(0.1)
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-    reader.join(2)
-    sub.close()
-    if proc.returncode != 0:
-        raise RuntimeError(f"real-time replay failed ({proc.returncode}): {''.join(stderr)[-2000:]}")
-    return {"sub": sub, "peak_rss_mb": peak_kb / 1024, "load_before": t0, "load_after": load()}
+    command = LiveCommand(("--video-file", str(clip)), engines_dir=engines, endpoint=free_endpoint())
+    with LiveRun(command, record=True) as run:
+        peak_kb, deadline = 0, time.monotonic() + timeout_s
+        while run.running and time.monotonic() < deadline:
+            peak_kb = max(peak_kb, vm_hwm_kb(run.pid) or 0)
+            time.sleep(0.1)
+        if run.running:  # leaving the `with` kills it
+            raise RuntimeError(
+                f"real-time replay still running after {timeout_s:.0f} s: {run.stderr[-2000:]}"
+            )
+        outcome = run.finish(0, settle_s=0.3)
+        assert run.recorder is not None
+        arrivals = run.recorder.arrivals
+    if outcome.exit_code != 0:
+        raise RuntimeError(f"real-time replay failed ({outcome.exit_code}): {outcome.stderr[-2000:]}")
+    timed = [(t, topic, body) for t, (topic, body) in zip(arrivals, outcome.messages, strict=False)]
+    return {"timed": timed, "peak_rss_mb": peak_kb / 1024, "load_before": t0, "load_after": load()}
 
 
 def pct(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def window_latency(sub: TimedSubscriber, lateness_s: float) -> dict[str, Any]:
+def window_latency(timed: Timed, lateness_s: float) -> dict[str, Any]:
     """close -> publish: `sent` minus (window end + lateness), the moment the window became due; and the
     message's own latency_ms.total (measured from the window's end, so it includes the lateness)."""
     close_ms, end_ms, arrive_ms = [], [], []
-    for arrival, b in sub.of("sentiment"):
+    for arrival, b in timed_of(timed, "sentiment"):
         end = b["window"]["end"]["mono_ns"]
         close_ms.append((b["sent"]["mono_ns"] - end) / 1e6 - lateness_s * 1e3)
         arrive_ms.append((arrival - end) / 1e6 - lateness_s * 1e3)
@@ -238,9 +195,9 @@ def window_latency(sub: TimedSubscriber, lateness_s: float) -> dict[str, Any]:
             "end_to_publish_p50_ms": pct(end_ms, 50), "end_to_publish_p95_ms": pct(end_ms, 95)}  # fmt: skip
 
 
-def transcript_lag(sub: TimedSubscriber) -> dict[str, Any]:
+def transcript_lag(timed: Timed) -> dict[str, Any]:
     """Per word: arrival of the transcript message carrying it minus the word's end (capture clock)."""
-    return lag_stats([(w["start"]["mono_ns"], w["end"]["mono_ns"], t) for t, b in sub.of("transcript")
+    return lag_stats([(w["start"]["mono_ns"], w["end"]["mono_ns"], t) for t, b in timed_of(timed, "transcript")
                       for w in b["words"]])  # fmt: skip
 
 
@@ -265,8 +222,8 @@ def policy_lag(engines: Path, clip: Path) -> dict[str, Any]:
     from edge.pipeline.session import Session
     from edge.publish.config import PublisherConfig
     from edge.publish.publisher import Publisher
+    from edge.publish.recorder import free_endpoint
     from edge.sources import parse_video_file
-    from tests.live_fixtures import free_endpoint
 
     comps = build(PipelineConfig(engines_dir=engines, use_video=False, deterministic=True))
     assert comps.asr is not None
@@ -292,8 +249,8 @@ def policy_lag(engines: Path, clip: Path) -> dict[str, Any]:
             "media_s": summary.media_s, "load_after": load()}  # fmt: skip
 
 
-def health_summary(sub: TimedSubscriber) -> dict[str, Any]:
-    health = [b for _, b in sub.of("health")]
+def health_summary(timed: Timed) -> dict[str, Any]:
+    health = [b for _, b in timed_of(timed, "health")]
     drops = {k: max((h["queues"].get(k, {}).get("dropped", 0) for h in health), default=0)
              for h in health[-1:] for k in h["queues"]}  # fmt: skip
     rtf = [h["real_time_factor"] for h in health if h["real_time_factor"] is not None]
@@ -354,7 +311,7 @@ def print_table(res: dict[str, Any]) -> None:
 def engines_dir(given: Path | None, tmp: Path) -> Path:
     if given is not None:
         return given
-    from tests.live_fixtures import make_live_engines
+    from qamoe.build.scratch import make_scratch_engines as make_live_engines
 
     return make_live_engines(tmp)
 
@@ -387,10 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         res["fast_replay"] = fast_replay(engines, clip)
         res["policy_lag"] = policy_lag(engines, clip)
         rt = realtime_replay(engines, clip, timeout_s=seconds + 180)
-        sub = rt.pop("sub")
-        rt["windows"] = window_latency(sub, PipelineConfig().lateness_s)
-        rt["transcript"] = transcript_lag(sub)
-        rt["health"] = health_summary(sub)
+        timed = rt.pop("timed")
+        rt["windows"] = window_latency(timed, PipelineConfig().lateness_s)
+        rt["transcript"] = transcript_lag(timed)
+        rt["health"] = health_summary(timed)
         res["realtime"] = rt
     print_table(res)
     if args.json:

@@ -25,9 +25,9 @@ spec in their metadata; `corpus.json` (construction parameters, git commit, bank
 `extract.json` (options a resumed run must match). Resumable like tools/extract_features.py.
 Exit codes: 0 ok, 2 bad options or engines not built, 3 bad label file or output folder, 130 interrupted.
 
-The library code: `edge.features.corpus` (per-sample planning), `edge.features.corpus_jobs` (synthesis and
-extraction, worker processes), `tools/_corpus_io.py` (label rows, face bank, the build loop, corpus.json)
-and `tools/_extract_io.py` (the resumable shard folder, shared with tools/extract_features.py).
+The library code: `qamoe.corpus.plan` (per-sample planning), `qamoe.corpus.jobs` (synthesis and
+extraction, worker processes), `qamoe/corpus/build_io.py` (label rows, face bank, the build loop, corpus.json)
+and `qamoe/corpus/extract_io.py` (the resumable shard folder, shared with tools/extract_features.py).
 """
 
 from __future__ import annotations
@@ -41,7 +41,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from edge.features.corpus import (
+from edge.features.spec import default_feature_spec
+from qamoe.corpus.build_io import (
+    DATASETS,
+    RunInfo,
+    Tally,
+    build,
+    face_bank,
+    raw_banks,
+    read_rows,
+    write_record,
+)
+from qamoe.corpus.extract_io import ShardSet, add_shard_args, check_run_options, make_extractors, run_tool
+from qamoe.corpus.facebank import FaceBankConfigError, PairingConfig
+from qamoe.corpus.plan import (
     ASR_SPLIT,
     RAW_SPLITS,
     RAW_SUFFIX,
@@ -51,12 +64,8 @@ from edge.features.corpus import (
     with_asr_twins,
     with_raw_twins,
 )
-from edge.features.facebank import FaceBankConfigError, PairingConfig
-from edge.features.spec import default_feature_spec
 from qamoe.errors import ConfigError
 from qamoe.provenance import git_commit
-from tools._corpus_io import DATASETS, RunInfo, Tally, build, face_bank, raw_banks, read_rows, write_record
-from tools._extract_io import ShardSet, add_shard_args, check_run_options, make_extractors, run_tool
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -24,21 +24,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from edge.features.cpu_isa import foreign_cpu  # noqa: E402
-from edge.features.dsp_native import DSP_ARTIFACT  # noqa: E402
-from edge.manifest import ManifestError, load_manifest  # noqa: E402
-from qamoe.build.assets import ASSET_STAGES  # noqa: E402
-from qamoe.build.dsp import DspStage  # noqa: E402
-from qamoe.build.errors import BuildConfigError, BuildError  # noqa: E402
-from qamoe.build.model_engine import (  # noqa: E402
-    EngineBuildConfig,
-    ModelStage,
-    build_environment,
-    parse_seq_lens,
-    plan_problems,
-)
-from qamoe.build.runner import BuildContext, Stage, check, run_stages  # noqa: E402
-from qamoe.checkpoints import SHIPPED  # noqa: E402
+from edge.features.cpu_isa import foreign_cpu
+from edge.features.dsp_native import DSP_ARTIFACT
+from edge.manifest import ManifestError, load_manifest
+from qamoe.build.assets import ASSET_STAGES
+from qamoe.build.dsp import DspStage
+from qamoe.build.engine_config import EngineBuildConfig, parse_seq_lens
+from qamoe.build.errors import BuildConfigError, BuildError
+from qamoe.build.model_engine import ModelStage, build_environment, plan_problems
+from qamoe.build.runner import BuildContext, Stage, check, run_stages
+from qamoe.checkpoints import SHIPPED
 
 log = logging.getLogger("build_engine")
 
@@ -184,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (BuildError, ManifestError) as exc:
         log.error("%s", exc, exc_info=args.verbose)
-        return getattr(exc, "exit_code", 1)
+        # a BuildError's code is this tool's; a ManifestError's `exit_code` is qamoe-live's (4): here it is 1
+        return exc.exit_code if isinstance(exc, BuildError) else 1
 
 
 if __name__ == "__main__":

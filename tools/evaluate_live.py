@@ -73,8 +73,8 @@ def vader_rows(labels: Path, data: dict, prov: dict[str, dict[str, Any]]) -> lis
     test rows; the ASR rows use the transcript the live ASR produced for that sample."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+    from qamoe.corpus.build_io import read_rows
     from qamoe.corpus_eval import by_dataset
-    from tools._corpus_io import read_rows
 
     texts = {r.key: r.text for d in ("mosi", "mosei") for r in read_rows(labels, d)}
     sia = SentimentIntensityAnalyzer()
@@ -146,14 +146,14 @@ def raw_table(rows: list[dict[str, Any]]) -> str:
     """The raw-fidelity table. The target (rho <= -0.8) is read over the twins whose clean row observes the
     modality hit; the all-twins rho is shown beside the ceiling that no score ranking an absent stream lowest
     can pass (qamoe.fidelity.absent_last_ceiling)."""
-    from edge.features.raw_corruptions import MODALITY_OF
+    from qamoe.corpus.raw_corruptions import MODALITY_OF
 
     kinds = sorted({r["kind"] for r in rows})
-    lines = [f"| corruption | modality hit | ρ(severity, r), twins whose clean row observes it (n) | "
-             f"met (<= {RAW_FIDELITY_TARGET:g}) | ρ, all twins (n; twins whose input of it is unchanged) | "
-             "ceiling of ρ, all twins | "
-             "ρ other modalities | "
-             "r at levels 0 / 0.2 / 0.4 / 0.6 / 0.8 / 1.0 (observed twins) | MAE at 0 / 1.0 |",
+    lines = [(f"| corruption | modality hit | ρ(severity, r), twins whose clean row observes it (n) | "
+              f"met (<= {RAW_FIDELITY_TARGET:g}) | ρ, all twins (n; twins whose input of it is unchanged) | "
+              "ceiling of ρ, all twins | "
+              "ρ other modalities | "
+              "r at levels 0 / 0.2 / 0.4 / 0.6 / 0.8 / 1.0 (observed twins) | MAE at 0 / 1.0 |"),
              "|---|---|---|---|---|---|---|---|---|"]
     levels = (0, 0.2, 0.4, 0.6, 0.8, 1.0)
     for kind in kinds:
@@ -226,8 +226,8 @@ def main(args: argparse.Namespace) -> int:
         f"<!-- provenance: {json.dumps(provenance, sort_keys=True)} -->",
         "## Benchmarks (test split; mean ± std over seeds)", bench_table(bench, methods),
         f"\n## Targets ({args.primary}, gold transcripts)\n", target_lines(bench, args.primary),
-        f"\n## Reliability spectrum on the test corpus (one checkpoint per method and seed; {len(test)} test "
-        "samples, a seeded random subset)\n",
+        (f"\n## Reliability spectrum on the test corpus (one checkpoint per method and seed; {len(test)} test "
+         "samples, a seeded random subset)\n"),
         summary_table(spectrum, model_methods),
     ]
     if raw:

@@ -7,7 +7,7 @@
 
 Input: `Raw/<video_id>/<clip_id>.mp4` under --raw (or --raw itself holding the video folders) and a label.csv
 with columns video_id, clip_id, text, label, mode (mode: train / valid / test; "dev" and "val" mean valid).
-Each clip goes through `edge.features.offline.extract_clip`: the live extractors, one window ending with the
+Each clip goes through `qamoe.corpus.offline.extract_clip`: the live extractors, one window ending with the
 clip's speech (docs/FEATURES.md). Text is the gold transcript (`--transcripts gold`) or the live ASR's
 (`--transcripts asr`).
 
@@ -42,14 +42,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from edge.features.offline import ASR, ClipFeatures, ClipReadError, Extractors, OfflineConfig, extract_clip
 from edge.features.spec import default_feature_spec
 from qamoe import __version__
-from qamoe.data.featureset import FeatureSet
-from qamoe.errors import ConfigError, DataError
-from qamoe.modality import MODALITIES
-from qamoe.provenance import git_commit
-from tools._extract_io import (
+from qamoe.corpus.extract_io import (
     CLIP_ERRORS,
     SKIPPED_FILE,
     SPLIT_ALIASES,
@@ -64,6 +59,11 @@ from tools._extract_io import (
     sample_featureset,
     save_skipped,
 )
+from qamoe.corpus.offline import ASR, ClipFeatures, ClipReadError, Extractors, OfflineConfig, extract_clip
+from qamoe.data.featureset import FeatureSet
+from qamoe.errors import ConfigError, DataError
+from qamoe.modality import MODALITIES
+from qamoe.provenance import git_commit
 
 logger = logging.getLogger("tools.extract_features")
 

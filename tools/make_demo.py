@@ -27,8 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from edge.features.synth import Voice, synthesize
 from qamoe.cli import run_main, setup_logging
+from qamoe.corpus.synth import Voice, synthesize
 from qamoe.errors import ConfigError
 
 log = logging.getLogger("make_demo")

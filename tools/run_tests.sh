@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/setup_env.sh
+# Static checks first (seconds): the configured ruff on the whole tree, and the type checker on the runtime.
+.venv/bin/python -m ruff check .
+.venv/bin/python -m mypy edge
 # Build the offline model assets first: many tests use them (idempotent; a second run only verifies).
 .venv/bin/python tools/build_engine.py
 # A real-time virtual microphone (PulseAudio null sink + remapped monitor) for the microphone tests.

@@ -27,13 +27,9 @@ the offline pass's word error rate on GRID and on spoken MOSI sentences, 6 s cos
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:  # edge.asr.transcriber imports this module
-    from edge.asr.transcriber import AsrConfig
 
 FRAMES_PER_SECOND = 100  # Whisper's log-mel hop is 10 ms
 WINDOW_FRAMES = 3000  # Whisper's 30 s input window
@@ -56,7 +52,7 @@ def bounded_whisper_class() -> type:
     keyword `encoder_pad_frames` (None: Whisper's full window, the parent's behaviour)."""
     from faster_whisper import WhisperModel
 
-    class BoundedWhisperModel(WhisperModel):  # type: ignore[misc]
+    class BoundedWhisperModel(WhisperModel):
         def __init__(self, *args: Any, encoder_pad_frames: int | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.encoder_pad_frames = encoder_pad_frames
@@ -71,13 +67,5 @@ def bounded_whisper_class() -> type:
 
 # The live pipeline's padding: of 1, 3 and 6 s, 3 s gave the lowest streaming WER on GRID and about the
 # offline pass's WER on espeak-spoken MOSI sentences, at ~0.6x the cost of the 30 s window
-# (tools/bench_asr_stream.py, docs/BENCHMARKS.md).
+# (tools/bench_asr_stream.py, docs/BENCHMARKS.md). edge.asr.transcriber.streaming_config applies it.
 LIVE_ENCODER_PAD_S = 3.0
-
-
-def streaming_config(config: AsrConfig) -> AsrConfig:
-    """`config` (an AsrConfig) as the live streaming ASR decodes: greedy only (Whisper's temperature fallback
-    re-decodes a failed buffer up to five more times, and samples), one bounded decode per call, and the encoder
-    padding `LIVE_ENCODER_PAD_S` unless the config names its own."""
-    pad = LIVE_ENCODER_PAD_S if config.encoder_pad_s is None else config.encoder_pad_s
-    return replace(config, temperatures=(0.0,), single_decode=True, encoder_pad_s=pad)

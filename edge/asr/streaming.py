@@ -35,18 +35,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.asr.words import Word
+from edge.errors import UsageError
+from edge.vocab import NS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
-NS = 1_000_000_000
 _NORM = re.compile(r"[^\w']+")
 
 TranscribeFn = Callable[..., list[Word]]
 
 
-class StreamingConfigError(ValueError):
-    """An invalid streaming ASR configuration."""
+class StreamingConfigError(UsageError, ValueError):
+    """An invalid streaming ASR configuration (exit 2)."""
 
 
 # Whisper's own test for a degenerate, repetitive decode (faster-whisper's compression_ratio_threshold)
@@ -198,11 +198,12 @@ class StreamingAsr:
     def _decode(self) -> list[Word]:
         # Only text that is no longer in the buffer conditions the decoder: prompted with words it can still
         # hear, Whisper drops them from its output and the timestamps no longer line up.
-        outside = [w.text for w in self._committed if w.end_ns <= self._buf_t0]
+        buf_t0 = self._start_ns()
+        outside = [w.text for w in self._committed if w.end_ns <= buf_t0]
         prompt = usable_prompt(" ".join(outside)[-self.config.prompt_chars :])
         covered_s = self._new / SAMPLE_RATE
         t0 = time.perf_counter()
-        words = self._transcribe(self._buf, self._buf_t0, prompt=prompt)
+        words = self._transcribe(self._buf, buf_t0, prompt=prompt)
         dt = time.perf_counter() - t0
         self._new, self._new_speech = 0, False
         self._shed_load(dt, covered_s)
@@ -241,10 +242,18 @@ class StreamingAsr:
         return out
 
     def _trim_to(self, t_ns: int) -> None:
-        cut = int((t_ns - self._buf_t0) * SAMPLE_RATE // NS)
+        buf_t0 = self._start_ns()
+        cut = int((t_ns - buf_t0) * SAMPLE_RATE // NS)
         cut = max(0, min(cut, len(self._buf)))
         self._buf = self._buf[cut:]
-        self._buf_t0 += cut * NS // SAMPLE_RATE
+        self._buf_t0 = buf_t0 + cut * NS // SAMPLE_RATE
+
+    def _start_ns(self) -> int:
+        """When the buffer's first sample was captured. Set by the first insert_audio() after a reset, and
+        every decode or trim follows one."""
+        if self._buf_t0 is None:
+            raise RuntimeError("no audio since reset(): call insert_audio() before process() decodes")
+        return self._buf_t0
 
     def _drop_buffer(self) -> None:
         if self._buf_t0 is not None:

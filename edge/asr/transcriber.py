@@ -25,7 +25,7 @@ on a few seconds of speech (docs/BENCHMARKS.md). `max_tokens_per_s` caps the new
 speech (~4 words/s, ~1.3 tokens per word, plus timestamps). A cut-off decode keeps its words; the repetition
 and no-speech rules still apply to what it produced.
 
-Streaming. `single_decode` + `encoder_pad_s` (what the live pipeline uses, edge.asr.bounded.streaming_config):
+Streaming. `single_decode` + `encoder_pad_s` (what the live pipeline uses, `streaming_config`):
 one decode per call on an encoder window of the buffer plus the padding, no timestamp tokens, no seek into a
 remainder. Offline extraction keeps Whisper's long-form loop (whole clips, up to any length).
 
@@ -40,38 +40,43 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.asr.bounded import FRAMES_PER_SECOND, WINDOW_FRAMES, bounded_whisper_class
+from edge.asr.bounded import FRAMES_PER_SECOND, LIVE_ENCODER_PAD_S, WINDOW_FRAMES, bounded_whisper_class
 from edge.asr.words import Word
+from edge.errors import ModelFault, SourceFault, UsageError
+from edge.vocab import NS, SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 DEFAULT_ARTIFACT = "whisper-tiny.en"
 _MODEL_FILES = ("model.bin", "config.json")
 TOKEN_MARGIN = 16  # tokens allowed beyond rate x duration (timestamps, punctuation, a short buffer's first word)
 MAX_NEW_TOKENS = 200  # faster-whisper refuses prompt + new tokens > 448; its prompt is at most 223 tokens
 
 
-class AsrError(RuntimeError):
-    """Base of the ASR's errors; each message names the fix."""
+class AsrError(ModelFault, RuntimeError):
+    """Base of the ASR model's errors (exit 4); each message names the fix."""
 
 
-class AsrConfigError(AsrError, ValueError):
-    """An invalid `AsrConfig`."""
+class AsrConfigError(UsageError, ValueError):
+    """An invalid `AsrConfig` (`--asr-model ''`, an English-only model asked for another language): a usage
+    error (exit 2), so not an `AsrError`; callers that build the ASR catch it by name."""
 
 
 class AsrModelError(AsrError):
     """The selected model cannot be used (not a local faster-whisper directory, or it fails to load)."""
 
 
-class AsrInputError(AsrError, ValueError):
-    """The audio handed to `transcribe` is not 1-D finite float PCM at 16 kHz."""
+class AsrInputError(SourceFault, ValueError):
+    """The audio handed to `transcribe` is not 1-D finite float PCM at 16 kHz, or a media file has no readable
+    audio. The pipeline drops such a buffer and goes on, and the corpus tools skip the clip; one that escaped
+    would be bad media from the source, hence exit 3 (the README's "cannot be opened or decoded"), not an
+    `AsrError`."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,14 @@ class AsrConfig:
         """Whisper's rules for a segment that is not speech (see the module docstring)."""
         silent = no_speech_prob > self.no_speech_threshold and avg_logprob < self.logprob_threshold
         return silent or compression_ratio > self.compression_ratio_threshold
+
+
+def streaming_config(config: AsrConfig) -> AsrConfig:
+    """`config` (an AsrConfig) as the live streaming ASR decodes: greedy only (Whisper's temperature fallback
+    re-decodes a failed buffer up to five more times, and samples), one bounded decode per call, and the encoder
+    padding `LIVE_ENCODER_PAD_S` unless the config names its own."""
+    pad = LIVE_ENCODER_PAD_S if config.encoder_pad_s is None else config.encoder_pad_s
+    return replace(config, temperatures=(0.0,), single_decode=True, encoder_pad_s=pad)
 
 
 def _size_names() -> tuple[str, ...]:
@@ -205,9 +218,8 @@ class Transcriber:
                 f"{self.config.compute_type}): {exc}; rebuild it with `python tools/build_engine.py` or "
                 "choose another compute_type"
             ) from exc
-        if self.config.language is not None and not self._model.model.is_multilingual:
-            if self.config.language != "en":
-                raise AsrConfigError(f"{self.model_dir} is English-only: set language='en' or another model")
+        if self.config.language not in (None, "en") and not self._model.model.is_multilingual:
+            raise AsrConfigError(f"{self.model_dir} is English-only: set language='en' or another model")
         logger.info("ASR: %s on %s (%s)", self.model_dir.name, self.config.device, self.config.compute_type)
 
     def transcribe(self, pcm: np.ndarray, t0_ns: int, *, prompt: str | None = None) -> list[Word]:
@@ -273,12 +285,12 @@ class Transcriber:
 def _word(w: Any, seg: Any, t0_ns: int) -> Word:
     """A faster-whisper word of segment `seg` as a `Word` on the capture clock (probabilities clamped to
     [0, 1] against float rounding)."""
-    start = t0_ns + round(w.start * 1e9)
+    start = t0_ns + round(w.start * NS)
     ratio = float(seg.compression_ratio)
     return Word(
         text=w.word.strip(),
         start_ns=start,
-        end_ns=max(start, t0_ns + round(w.end * 1e9)),
+        end_ns=max(start, t0_ns + round(w.end * NS)),
         prob=min(max(float(w.probability), 0.0), 1.0),
         avg_logprob=float(seg.avg_logprob),
         no_speech_prob=min(max(float(seg.no_speech_prob), 0.0), 1.0),

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from edge.backends.errors import REBUILD, IOContractError
+from edge.vocab import MODALITIES as STREAMS
 
-STREAMS = ("text", "audio", "vision")
 MODEL_INPUTS: tuple[str, ...] = tuple(n for s in STREAMS for n in (f"{s}_feats", f"{s}_mask"))
 MODEL_OUTPUTS: tuple[str, ...] = (
     "valence",

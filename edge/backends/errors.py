@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from edge.errors import ModelFault
+
 REBUILD = "run `python tools/build_engine.py --checkpoint DIR`"
 USE_ORT = "pass `--backend ort`"
 
 
-class BackendError(Exception):
-    """A backend cannot be opened or cannot run the given inputs."""
+class BackendError(ModelFault):
+    """A backend cannot be opened or cannot run the given inputs (exit 4)."""
 
 
 class BackendUnavailableError(BackendError):

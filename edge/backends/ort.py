@@ -125,7 +125,7 @@ class OrtBackend(Backend):
         return dict(zip(self._out_names, values, strict=True))
 
     def close(self) -> None:
-        self._sess = None  # type: ignore[assignment]  # releases the session's memory arena
+        self._sess = None  # releases the session's memory arena
 
 
 def _info(arg: Any) -> TensorInfo:

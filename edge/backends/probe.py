@@ -52,7 +52,9 @@ def import_cudart() -> ModuleType | None:
 def import_tensorrt() -> ModuleType | None:
     try:
         return importlib.import_module("tensorrt")
-    except Exception as exc:  # a broken install raises OSError/RuntimeError from its shared libraries
+    except Exception as exc:  # noqa: BLE001
+        # blind on purpose: a broken install raises whatever its import-time library loading does (OSError,
+        # RuntimeError, AttributeError on a version mismatch ...); each means "no TensorRT": fall back to ORT
         log.debug("tensorrt not importable: %s", exc)
         return None
 
@@ -115,7 +117,9 @@ def probe_environment(device_index: int = 0) -> Environment:
     if cudart is not None:
         try:
             gpu = gpu_from_cudart(cudart, device_index)
-        except Exception as exc:  # no driver: the bindings raise from inside their loader
+        except Exception as exc:  # noqa: BLE001
+            # blind on purpose: with no usable driver the bindings raise from inside their loader, in types that
+            # vary with the cuda-python version; the probe turns any of them into a note, not a failed start
             notes.append(f"cuda-python found no usable driver ({exc})")
     else:
         notes.append("cuda-python is not installed (`pip install cuda-python`)")

@@ -116,7 +116,8 @@ class TensorRTBackend(Backend):
         log.info("trt: %s (%s, max batch %d) on %s", artifact.path, self.precision, self.max_batch, env.gpu)
 
     def _engine_io(self, trt: ModuleType) -> IOSpec:
-        ins, outs = [], []
+        ins: list[TensorInfo] = []
+        outs: list[TensorInfo] = []
         for i in range(self._engine.num_io_tensors):
             name = self._engine.get_tensor_name(i)
             dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name))).name

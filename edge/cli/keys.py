@@ -12,10 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge.errors import EXIT_OK, EXIT_USAGE
 from edge.publish import CurveKeyError
 from edge.publish.curve import generate_keypair, load_public_key
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_PUBLISH, EXIT_OUTPUT = 0, 2, 3, 4, 5, 6
+# the exit codes are defined once, in edge/errors.py, with the error categories that carry them
+from edge.errors import EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, QamoeLiveError, UsageError
+
 # 128 + the signal's number, the shell's convention. SIGHUP stops like SIGTERM: a run whose terminal has gone
 # should not hold a camera and a port where nobody sees it (there is no configuration file to reload, and lost
 # devices are reopened without being asked).
@@ -44,6 +46,10 @@ if hasattr(signal, "SIGHUP"):
     EXIT_SIGNAL[signal.SIGHUP] = 129
 
 log = logging.getLogger("qamoe-live")
+
+
+class FlagError(UsageError, ValueError):
+    """A flag value or combination that cannot work (exit 2); the message names the flag and the fix."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,22 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Flag values that are wrong whatever the sources and engines (ValueError -> exit 2, naming the flag)."""
+    """Flag values that are wrong whatever the sources and engines (FlagError -> exit 2, naming the flag)."""
     from edge.backends.base import BACKEND_CHOICES
 
     if args.backend not in BACKEND_CHOICES:
-        raise ValueError(f"--backend {args.backend!r} is unknown: use one of {', '.join(BACKEND_CHOICES)}")
+        raise FlagError(f"--backend {args.backend!r} is unknown: use one of {', '.join(BACKEND_CHOICES)}")
     if not (math.isfinite(args.window) and args.window > 0):
-        raise ValueError(f"--window {args.window}: give a window length in seconds > 0 (default 4)")
+        raise FlagError(f"--window {args.window}: give a window length in seconds > 0 (default 4)")
     if not (math.isfinite(args.hop) and 0 < args.hop <= 1.0):
-        raise ValueError(f"--hop {args.hop}: give 0 < hop <= 1 s, an estimate at least every second (default 0.5)")
+        raise FlagError(f"--hop {args.hop}: give 0 < hop <= 1 s, an estimate at least every second (default 0.5)")
     if args.hop > args.window:
-        raise ValueError(f"--hop {args.hop} is longer than --window {args.window}: windows would leave gaps; "
+        raise FlagError(f"--hop {args.hop} is longer than --window {args.window}: windows would leave gaps; "
                          "give a hop no longer than the window")
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
-        raise ValueError(f"--duration {args.duration}: give a positive number of seconds, or leave it out")
+        raise FlagError(f"--duration {args.duration}: give a positive number of seconds, or leave it out")
     if args.loop and args.fast:
-        raise ValueError("--loop replays at real time without end: drop --fast (or --loop)")
+        raise FlagError("--loop replays at real time without end: drop --fast (or --loop)")
 
 
 def check_window_matches_engines(args: argparse.Namespace) -> None:
@@ -110,12 +116,12 @@ def check_window_matches_engines(args: argparse.Namespace) -> None:
 
     path = (args.engines_dir or default_engines_dir()) / MANIFEST_NAME
     try:
-        spec = load_manifest(path).sections.get("feature_spec")
+        spec = load_manifest(path).sections["feature_spec"]
         built = (float(spec["window_s"]), float(spec["hop_s"]))
     except (ManifestError, KeyError, TypeError, ValueError):
         return  # no usable manifest: the pipeline build says what is wrong with it
     if not (math.isclose(args.window, built[0]) and math.isclose(args.hop, built[1])):
-        raise ValueError(
+        raise FlagError(
             f"--window {args.window} --hop {args.hop}: the engines in {path.parent} are built for "
             f"{built[0]:g} s windows every {built[1]:g} s; pass those (the defaults), or build engines from a "
             "model trained on features of that window (tools/build_engine.py --checkpoint DIR)"
@@ -134,19 +140,19 @@ def _sources(args: argparse.Namespace):
 
     if args.video_file is not None:
         if args.camera or args.mic:
-            raise ValueError("--video-file replays both tracks: do not also pass --camera or --mic")
+            raise FlagError("--video-file replays both tracks: do not also pass --camera or --mic")
         cam, mic = parse_video_file(args.video_file)
-        if not cam.path.exists():
+        if cam.path is None or not cam.path.exists():  # (a FILE URI always has its path)
             raise SourceNotFoundError(f"--video-file {cam.path}: no such file; pass a recording with video "
                                       "and sound, or --camera FILE / --mic FILE for one track")
     else:
         cam = parse_camera(args.camera if args.camera is not None else "0")
         mic = parse_mic(args.mic if args.mic is not None else "default")
-    cam = None if cam.kind is CameraKind.NONE else cam
-    mic = None if mic.kind is MicKind.NONE else mic
-    if cam is None and mic is None:
-        raise ValueError("--camera none and --mic none leaves nothing to analyse: give at least one source")
-    return cam, mic
+    camera = None if cam.kind is CameraKind.NONE else cam
+    microphone = None if mic.kind is MicKind.NONE else mic
+    if camera is None and microphone is None:
+        raise FlagError("--camera none and --mic none leaves nothing to analyse: give at least one source")
+    return camera, microphone
 
 
 def _video_out(args: argparse.Namespace, cam):
@@ -154,9 +160,9 @@ def _video_out(args: argparse.Namespace, cam):
     from edge.pipeline.video_out import sink_for
 
     if (args.out or args.preview) and cam is None:
-        raise ValueError("--out and --preview draw on the video: give a camera or --video-file")
+        raise FlagError("--out and --preview draw on the video: give a camera or --video-file")
     if args.out and cam.is_file and args.out.resolve() == Path(cam.path).resolve():
-        raise ValueError(f"--out {args.out} is the input file: choose another name")
+        raise FlagError(f"--out {args.out} is the input file: choose another name")
     return sink_for(args.out, args.preview, threaded=not args.fast)
 
 
@@ -165,7 +171,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     from edge.backends.base import BackendConfig
     from edge.pipeline.build import PipelineConfig, build
     from edge.pipeline.replay import replay_fast
-    from edge.pipeline.runtime import LiveRuntime
+    from edge.pipeline.runtime import LiveRuntime, capture_workers
     from edge.pipeline.session import Session
     from edge.publish.config import PublisherConfig
     from edge.publish.publisher import Publisher
@@ -174,9 +180,9 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     check_args(args)
     cam, mic = _sources(args)
     if args.fast and not ((cam is None or cam.is_file) and (mic is None or mic.is_file)):
-        raise ValueError("--fast replays files only: live devices run at their own pace")
+        raise FlagError("--fast replays files only: live devices run at their own pace")
     if args.loop and not ((cam is None or cam.is_file) and (mic is None or mic.is_file)):
-        raise ValueError("--loop replays files only: live devices have no end to start again from")
+        raise FlagError("--loop replays files only: live devices have no end to start again from")
     check_window_matches_engines(args)
     cfg = PipelineConfig(
         use_video=cam is not None,
@@ -211,7 +217,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
                     log.info("replayed %.1f s in %.1f s: %d windows, %d words", s.media_s, s.wall_s, s.windows,
                              s.words)
                     return EXIT_OK
-                runtime = LiveRuntime(comps, session, cam, mic, frame_sink=sink, replay=ReplayConfig(loop=args.loop))
+                video, audio = capture_workers(cam, mic, replay=ReplayConfig(loop=args.loop))
+                runtime = LiveRuntime(comps, session, video, audio, frame_sink=sink)
                 out = runtime.run(stop, args.duration)
                 log.info("%s: %d windows, %d words published", out.reason, out.windows, out.words)
                 return EXIT_OK
@@ -220,36 +227,16 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def error_code(exc: BaseException) -> int | None:
-    """The documented exit code of a typed error, or None for an unexpected one."""
-    from edge.backends.errors import BackendError
-    from edge.features.spec import FeatureSpecError
-    from edge.manifest import ManifestError
-    from edge.pipeline.video_out import OutputConfigError, OutputError
-    from edge.publish.errors import CurveKeyError, PortInUseError, PublishConfigError, PublishError
-    from edge.sources.errors import SourceConfigError, SourceError, SourceUriError
-
-    # order matters: FeatureSpecError is a ValueError, but a model trained on another spec is a model problem
-    for types, code in (
-        ((SourceUriError, SourceConfigError, PublishConfigError, CurveKeyError, OutputConfigError), EXIT_USAGE),
-        ((SourceError,), EXIT_SOURCE),
-        ((BackendError, FeatureSpecError, ManifestError), EXIT_MODEL),
-        ((PortInUseError, PublishError), EXIT_PUBLISH),
-        ((OutputError,), EXIT_OUTPUT),
-        ((ValueError,), EXIT_USAGE),
-    ):
-        if isinstance(exc, types):
-            return code
-    try:
-        from edge.asr.transcriber import AsrError
-        from edge.features.dsp_native import DspLibraryError
-        from edge.features.text import TextFeatureError
-        from edge.features.vad import VadModelError
-        from edge.features.visual import VisualConfigError
-
-        if isinstance(exc, AsrError | DspLibraryError | TextFeatureError | VadModelError | VisualConfigError):
-            return EXIT_MODEL
-    except ImportError:  # pragma: no cover
-        pass
+    """The documented exit code of a typed error (its category's, edge/errors.py), or None for an unexpected
+    one."""
+    if isinstance(exc, QamoeLiveError):
+        return exc.exit_code
+    # Every ValueError qamoe-live raises on what it is given is typed (its other bare ones are invariants the
+    # pipeline's stages catch), but the libraries under it (PyAV, OpenCV, numpy, onnxruntime, CTranslate2,
+    # pyzmq) refuse what they are handed with bare ones, and which of those can reach here cannot be listed:
+    # they keep the one-line exit 2 they always had rather than become a crash report.
+    if isinstance(exc, ValueError):
+        return EXIT_USAGE
     return None
 
 
@@ -282,13 +269,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = run(args, stop)
     except Exception as exc:  # typed errors -> one line and a documented code; anything else is a bug
-        code = error_code(exc)
-        if code is None:
+        fault = error_code(exc)
+        if fault is None:
             log.critical("unexpected error: %s", exc, exc_info=True)
-            return 1
+            return EXIT_UNEXPECTED
         log.debug("details", exc_info=True)
         print(f"qamoe-live: {exc}", file=sys.stderr)
-        return code
+        return fault
     return EXIT_SIGNAL.get(caught[0], code) if caught else code
 
 

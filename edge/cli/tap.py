@@ -11,10 +11,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge.errors import EXIT_OK, EXIT_USAGE
 from edge.publish import (
     DEFAULT_ENDPOINT,
     TOPIC_PREFIX,
     TOPICS,
+    CurveKeyError,
     MessageError,
     PublishError,
     Subscriber,
@@ -24,7 +26,7 @@ from edge.publish import (
 from edge.publish.curve import find_secret_file
 from edge.publish.render import render, render_json
 
-EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE = 0, 1, 2
+EXIT_TIMEOUT = 1  # qamoe-tap's own: nothing arrived in time
 SHORT_TOPICS = {t.rsplit(".", 1)[1]: t for t in TOPICS}
 
 
@@ -123,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `qamoe-tap | head`: the reader left, which is not an error
         sys.stderr.close()
         return EXIT_OK
-    except (PublishError, ValueError) as exc:
+    except (PublishError, CurveKeyError, ValueError) as exc:  # a CurveKeyError is not a PublishError
         print(f"qamoe-tap: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

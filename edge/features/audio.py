@@ -43,130 +43,24 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from edge.features.audio_dsp import PITCH_RATE, HopAnalyser
+from edge.features.audio_config import AUDIO_FEATURE_NAMES, AudioFeatureConfig
+from edge.features.audio_dsp import HopAnalyser
 from edge.features.audio_quality import AudioInputError, SnrTracker, clip_fraction
-from edge.features.dsp_native import DspLibraryError, NativeTail, load_library, resolve_dsp_library
-from edge.features.vad import VAD_CHUNK, VAD_SAMPLE_RATE, SileroVad
+from edge.features.dsp_native import (
+    DspLibraryError,
+    NativeHopAnalyser,
+    NativeTail,
+    load_library,
+    resolve_dsp_library,
+)
+from edge.features.vad import VAD_CHUNK, SileroVad
+from edge.vocab import NS
 
 logger = logging.getLogger(__name__)
-
-
-
-class AudioConfigError(ValueError):
-    """An invalid `AudioFeatureConfig`; the message says what to change."""
-
-
-def audio_feature_names(n_mfcc: int = 13) -> tuple[str, ...]:
-    """Column names of the audio feature frames, in order."""
-    return tuple(f"mfcc_{i}" for i in range(n_mfcc)) + (
-        "log_energy_db", "f0_st", "voicing_prob", "voiced", "zcr", "spectral_flux",
-        "vad_speech_prob", "snr_db", "clip_frac",
-    )
-
-
-AUDIO_FEATURE_NAMES = audio_feature_names()
-
-
-def _samples(seconds: float, rate: int, what: str) -> int:
-    n = round(seconds * rate)
-    if n <= 0 or abs(n - seconds * rate) > 1e-6:
-        raise AudioConfigError(f"{what}={seconds} s is not a positive whole number of samples at {rate} Hz")
-    return n
-
-
-@dataclass(frozen=True)
-class AudioFeatureConfig:
-    """Geometry and estimator settings of the audio extractor (defaults are the feature spec's)."""
-
-    sample_rate: int = 16_000
-    win_s: float = 0.025
-    hop_s: float = 0.010
-    frame_s: float = 0.040
-    block_frames: int = 8
-    n_fft: int = 512
-    n_mels: int = 40
-    n_mfcc: int = 13
-    mel_fmin_hz: float = 20.0
-    mel_fmax_hz: float = 8_000.0
-    preemphasis: float = 0.97
-    f0_min_hz: float = 60.0
-    f0_max_hz: float = 400.0
-    yin_threshold: float = 0.25
-    silence_db: float = -60.0
-    clip_level: float = 0.99
-    vad_threshold: float = 0.5
-    snr_history_s: float = 3.0
-    snr_noise_quantile: float = 0.10
-    resync_tolerance_s: float = 0.05
-    vad_model_path: Path | None = None
-    vad_threads: int = 1
-
-    def __post_init__(self) -> None:
-        if self.sample_rate != VAD_SAMPLE_RATE:
-            raise AudioConfigError(
-                f"sample_rate={self.sample_rate}: the extractor (and Silero VAD) takes 16000 Hz only; "
-                "convert the audio with edge.features.to_mono_16k() instead"
-            )
-        win, hop = self.win_samples, self.hop_samples
-        if win < hop or self.n_fft < win:
-            raise AudioConfigError(f"need hop ({hop}) <= window ({win}) <= n_fft ({self.n_fft}) samples")
-        if hop % (self.sample_rate // PITCH_RATE):
-            raise AudioConfigError(f"hop_s={self.hop_s} must be a whole number of samples at {PITCH_RATE} Hz")
-        if _samples(self.frame_s, self.sample_rate, "frame_s") % hop:
-            raise AudioConfigError(f"frame_s={self.frame_s} must be a whole number of hops of {self.hop_s} s")
-        if self.block_frames < 1 or self.block_samples % VAD_CHUNK:
-            raise AudioConfigError(
-                f"block_frames={self.block_frames}: a block must hold whole {VAD_CHUNK}-sample VAD chunks "
-                "(with 40 ms frames use a multiple of 4)"
-            )
-        if not 0 < self.n_mfcc <= self.n_mels:
-            raise AudioConfigError(f"need 0 < n_mfcc ({self.n_mfcc}) <= n_mels ({self.n_mels})")
-        if not 0 <= self.mel_fmin_hz < self.mel_fmax_hz <= self.sample_rate / 2:
-            raise AudioConfigError("need 0 <= mel_fmin_hz < mel_fmax_hz <= sample_rate / 2")
-        if not 0 < self.f0_min_hz < self.f0_max_hz <= self.sample_rate / 8:
-            raise AudioConfigError("need 0 < f0_min_hz < f0_max_hz <= sample_rate / 8 (e.g. 60 and 400 Hz)")
-        self._check_open_unit()
-        if self.snr_history_s < self.frame_s:
-            raise AudioConfigError(f"snr_history_s={self.snr_history_s} must cover at least one frame")
-        if self.resync_tolerance_s <= 0 or self.vad_threads < 1:
-            raise AudioConfigError("resync_tolerance_s must be > 0 and vad_threads >= 1")
-
-    def _check_open_unit(self) -> None:
-        for name in ("preemphasis", "yin_threshold", "vad_threshold", "snr_noise_quantile"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise AudioConfigError(f"{name}={value} must lie in [0, 1)")
-        if not 0 < self.clip_level <= 1:
-            raise AudioConfigError(f"clip_level={self.clip_level} must lie in (0, 1] (full scale is 1.0)")
-
-    @cached_property
-    def win_samples(self) -> int:
-        return _samples(self.win_s, self.sample_rate, "win_s")
-
-    @cached_property
-    def hop_samples(self) -> int:
-        return _samples(self.hop_s, self.sample_rate, "hop_s")
-
-    @cached_property
-    def frame_samples(self) -> int:
-        return _samples(self.frame_s, self.sample_rate, "frame_s")
-
-    @cached_property
-    def hops_per_frame(self) -> int:
-        return self.frame_samples // self.hop_samples
-
-    @cached_property
-    def block_samples(self) -> int:
-        return self.block_frames * self.frame_samples
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return audio_feature_names(self.n_mfcc)
 
 
 @dataclass(frozen=True)
@@ -217,7 +111,7 @@ class AudioFeatureExtractor:
                 "`python tools/build_engine.py --only dsp` (it needs a C compiler)"
             )
         lib = load_library(self.dsp_library) if self.dsp_library is not None else None
-        self._hops = HopAnalyser(cfg, lib)
+        self._hops = HopAnalyser(cfg) if lib is None else NativeHopAnalyser(cfg, lib)
         if vad is None:
             vad = SileroVad(cfg.vad_model_path, threads=cfg.vad_threads, engines_dir=engines_dir)
         self._vad = vad
@@ -228,7 +122,7 @@ class AudioFeatureExtractor:
         )
         self._vad_weights, self._hop_chunk = _vad_maps(cfg)
         self._tail: NativeTail | None = None
-        if self._hops.native is not None:
+        if lib is not None and isinstance(self._hops, NativeHopAnalyser):
             self._tail = NativeTail(lib, self._hops.native, cfg, self._vad_weights, self._hop_chunk, self._snr)
         self.clock_resyncs = 0
         self.reset()
@@ -244,7 +138,7 @@ class AudioFeatureExtractor:
 
     @property
     def frame_period_ns(self) -> int:
-        return self.config.frame_samples * 1_000_000_000 // self.config.sample_rate
+        return self.config.frame_samples * NS // self.config.sample_rate
 
     def reset(self, t0_ns: int | None = None) -> None:
         """Start a new stream whose first sample is captured at monotonic `t0_ns` (or give it to `push`)."""
@@ -325,7 +219,7 @@ class AudioFeatureExtractor:
             self._anchors.append((self._n_in, int(t_ns)))
             return
         drift = int(t_ns) - int(self._time_of(np.array([self._n_in]))[0])
-        if abs(drift) > self.config.resync_tolerance_s * 1e9:
+        if abs(drift) > self.config.resync_tolerance_s * NS:
             self.clock_resyncs += 1
             logger.warning("audio clock off by %.1f ms at sample %d: re-anchoring timestamps", drift / 1e6,
                            self._n_in)
@@ -336,7 +230,7 @@ class AudioFeatureExtractor:
         times = np.array([a[1] for a in self._anchors], np.int64)
         which = np.maximum(np.searchsorted(starts, sample, side="right") - 1, 0)
         offset = sample.astype(np.int64) - starts[which]
-        return times[which] + offset * 1_000_000_000 // self.config.sample_rate
+        return times[which] + offset * NS // self.config.sample_rate
 
     def _run(self, limit: int | None) -> None:
         cfg, left = self.config, self._hops.left

@@ -1,24 +1,17 @@
 """The spectral and pitch analysis behind the audio features: mel filterbank, DCT, and per-hop YIN.
 
-Split from `edge.features.audio` (which holds the configuration, the streaming extractor and the frame
-geometry); the equations are in that module's docstring."""
+Split from `edge.features.audio` (the streaming extractor and the frame geometry; its configuration is in
+`edge.features.audio_config`); the equations are in that module's docstring. This is the numpy reference; the
+compiled twin (`edge.features.dsp_native.NativeHopAnalyser`) extends `HopAnalyser`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from edge.features.audio_config import PITCH_RATE, AudioFeatureConfig
 from edge.features.audio_quality import polyphase_lowpass
 
-if TYPE_CHECKING:
-    import ctypes
-
-    from edge.features.audio import AudioFeatureConfig
-    from edge.features.dsp_native import NativeHops
-
 LOG_FLOOR = 1e-10
-PITCH_RATE = 4_000  # F0 <= 400 Hz needs no more; YIN runs on the signal decimated to this rate
 
 
 def mel_filterbank(n_mels: int, n_fft: int, rate: int, fmin: float, fmax: float) -> np.ndarray:
@@ -46,8 +39,7 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
 class HopAnalyser:
     """Per-hop spectral and YIN pitch analysis of one block's samples plus their left/right context."""
 
-    def __init__(self, cfg: AudioFeatureConfig, native: ctypes.CDLL | None = None) -> None:
-        """`native`: the compiled DSP library (`edge.features.dsp_native.load_library`); None runs numpy."""
+    def __init__(self, cfg: AudioFeatureConfig) -> None:
         rate, win, hop = cfg.sample_rate, cfg.win_samples, cfg.hop_samples
         self.cfg = cfg
         self.window = np.hamming(win).astype(np.float32)
@@ -76,22 +68,12 @@ class HopAnalyser:
         # energy of x[0 : L - tau] plus that of x[tau : L], as differences of one cumulative sum
         self.head_end, self.tail_start, self.frame_ends = starts + plen - taus, starts + taus, starts + plen
         self.frame_starts = starts
-        self.native: NativeHops | None = None
-        if native is not None:
-            from edge.features.dsp_native import NativeHops
-
-            self.native = NativeHops(native, self)
 
     def analyse(self, seg: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(mfcc, log-mel, power, energy_db, zcr, F0, voicing probability, voiced) per hop: the compiled
-        kernels when loaded (only the FFT in numpy; the arrays are then the kernels' buffers, valid until
-        the next call), else `spectral()` and `pitch()`."""
-        if self.native is None:
-            mfcc, log_mel, power, energy_db, zcr = self.spectral(seg)
-            return (mfcc, log_mel, power, energy_db, zcr, *self.pitch(seg, energy_db))
-        frames, power, energy_db, zcr, f0, vprob, voiced = self.native.analyse(seg)  # buffers of `native`
-        mfcc, log_mel = self.native.mel(np.fft.rfft(frames, axis=1))
-        return mfcc, log_mel, power, energy_db, zcr, f0, vprob, voiced.view(bool)
+        """(mfcc, log-mel, power, energy_db, zcr, F0, voicing probability, voiced) per hop, by `spectral()`
+        and `pitch()`."""
+        mfcc, log_mel, power, energy_db, zcr = self.spectral(seg)
+        return (mfcc, log_mel, power, energy_db, zcr, *self.pitch(seg, energy_db))
 
     def mel(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(MFCC, log-mel) of windowed frames (hops x <= n_fft samples, zero-padded to n_fft)."""

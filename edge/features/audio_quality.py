@@ -26,6 +26,9 @@ import math
 
 import numpy as np
 
+from edge.errors import SourceFault
+from edge.vocab import SAMPLE_RATE as TARGET_RATE
+
 POWER_FLOOR = 1e-10
 SNR_MIN_DB = -10.0
 SNR_MAX_DB = 60.0
@@ -100,15 +103,17 @@ class SnrTracker:
 
 # --- input conditioning ------------------------------------------------------------------------------
 
-TARGET_RATE = 16_000
 _MIN_RATE, _MAX_RATE = 4_000, 384_000
 _KAISER_BETA = 8.6  # ~ -90 dB stop band
 _ZERO_CROSSINGS = 16  # sinc half-width in zero crossings of the lower of the two Nyquists
 _OUT_CHUNK = 8192
 
 
-class AudioInputError(ValueError):
-    """Audio that the extractor cannot take; the message says how to convert it."""
+class AudioInputError(SourceFault, ValueError):
+    """Audio that the extractor cannot take; the message says how to convert it. The pipeline turns one into
+    an invalid window and goes on, and the corpus tools skip the clip; one that escaped would be media from
+    the source outside what the runtime takes (an unsupported sample rate or channel count, NaN samples), the
+    README's exit 3, not a usage error."""
 
 
 def to_mono_16k(samples: np.ndarray, sample_rate: float) -> np.ndarray:
@@ -153,8 +158,8 @@ def _resample(x: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
     t_m = m rate_in / rate_out, c the cut-off, w a Kaiser window of half-width K input samples."""
     step = rate_in / rate_out
     cutoff = 0.95 * min(1.0, rate_out / rate_in)
-    half = int(math.ceil(_ZERO_CROSSINGS / cutoff))
-    n_out = int(round(x.shape[0] / step))
+    half = math.ceil(_ZERO_CROSSINGS / cutoff)
+    n_out = round(x.shape[0] / step)
     padded = np.concatenate([np.zeros(half), x, np.zeros(half + 1)])
     taps = np.arange(-half + 1, half + 1)
     out = np.empty(n_out)
@@ -174,7 +179,7 @@ def polyphase_lowpass(rate: int, rate_out: int) -> tuple[np.ndarray, int]:
     polyphase matrix H[p, m] = h[D m + p], D = rate / rate_out, zero-padded to a multiple of D taps; and the
     index of h's centre tap."""
     decim = rate // rate_out
-    n = int(round(0.003 * rate)) | 1
+    n = round(0.003 * rate) | 1
     cut = 0.85 * rate_out / rate
     h = cut * np.sinc(cut * (np.arange(n) - n // 2)) * np.kaiser(n, 8.0)
     padded = np.zeros(-(-n // decim) * decim)

@@ -20,18 +20,16 @@ import ctypes
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.assets import AssetError, default_engines_dir, resolve_artifact
+from edge.errors import ModelFault
+from edge.features.audio_config import PITCH_RATE, AudioFeatureConfig
+from edge.features.audio_dsp import LOG_FLOOR, HopAnalyser
+from edge.features.audio_quality import POWER_FLOOR, SNR_MAX_DB, SNR_MIN_DB, SnrTracker
 from edge.features.cpu_isa import foreign_cpu
 from edge.manifest import MANIFEST_NAME, ManifestError, load_manifest
-
-if TYPE_CHECKING:
-    from edge.features.audio import AudioFeatureConfig
-    from edge.features.audio_dsp import HopAnalyser
-    from edge.features.audio_quality import SnrTracker
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +42,9 @@ _I = ctypes.c_int
 _D = ctypes.c_double
 
 
-class DspLibraryError(RuntimeError):
-    """The compiled audio DSP library is listed but cannot be used (altered, or built for another version)."""
+class DspLibraryError(ModelFault, RuntimeError):
+    """The compiled audio DSP library is listed but cannot be used (altered, or built for another version):
+    an engines problem (exit 4)."""
 
 
 class _Plan(ctypes.Structure):
@@ -193,12 +192,10 @@ class NativeHops:
     """The C analysis of one `HopAnalyser` geometry: buffers allocated once, one call per block."""
 
     def __init__(self, lib: ctypes.CDLL, hops: HopAnalyser) -> None:
-        from edge.features.audio_dsp import LOG_FLOOR, PITCH_RATE
-
         cfg = hops.cfg
         n = hops.spec_idx.shape[0]
         self._lib = lib
-        self._keep = {
+        self._keep: dict[str, np.ndarray] = {
             "starts": np.ascontiguousarray(hops.spec_idx[:, 0], np.int64),
             "window": np.ascontiguousarray(hops.window, np.float32),
             "taps": np.ascontiguousarray(hops.poly.T.reshape(-1), np.float32),  # h[D m + p] = poly[p, m]
@@ -273,6 +270,22 @@ class NativeHops:
         return _ptr(self._keep[name] if name in self._keep else self._mel[name])
 
 
+class NativeHopAnalyser(HopAnalyser):
+    """`HopAnalyser` whose `analyse` runs the compiled kernels (`native`: its `NativeHops`); only the FFT stays
+    in numpy. The numpy `spectral()` and `pitch()` stay available as the reference."""
+
+    def __init__(self, cfg: AudioFeatureConfig, lib: ctypes.CDLL) -> None:
+        """`lib`: the compiled DSP library (`load_library`)."""
+        super().__init__(cfg)
+        self.native = NativeHops(lib, self)
+
+    def analyse(self, seg: np.ndarray) -> tuple[np.ndarray, ...]:
+        """As `HopAnalyser.analyse`, but the arrays are the kernels' buffers, valid until the next call."""
+        frames, power, energy_db, zcr, f0, vprob, voiced = self.native.analyse(seg)  # buffers of `native`
+        mfcc, log_mel = self.native.mel(np.fft.rfft(frames, axis=1))
+        return mfcc, log_mel, power, energy_db, zcr, f0, vprob, voiced.view(bool)
+
+
 class NativeTail:
     """`qa_tail_block`: one block's model frames from its per-hop analysis, with the stream state (previous
     log-mel, SNR history) kept in C-visible buffers. Reads the per-hop outputs of `hops` in place."""
@@ -287,12 +300,10 @@ class NativeTail:
         snr: SnrTracker,
     ) -> None:
         """`snr`: the numpy tracker this replaces, whose settings it takes (its own state is not used)."""
-        from edge.features.audio_quality import POWER_FLOOR, SNR_MAX_DB, SNR_MIN_DB
-
         history, q_noise, q_signal, min_speech = snr.settings
         n_hops = cfg.block_frames * cfg.hops_per_frame
         self._lib = lib
-        self._keep = {
+        self._keep: dict[str, np.ndarray] = {
             "hop_chunk": np.ascontiguousarray(hop_chunk, np.int64),
             "vad_weights": np.ascontiguousarray(vad_weights, np.float32),
             "prev_log_mel": np.zeros(cfg.n_mels, np.float32),

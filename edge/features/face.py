@@ -34,6 +34,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.assets import AssetError, resolve_artifact
+from edge.errors import SourceFault
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,10 @@ NmsMode = Literal["weighted", "plain"]
 _OUTPUTS = ["regressors", "classificators"]
 
 
-class VisualInputError(ValueError):
-    """A frame the visual extractor cannot take (wrong dtype, shape or channels, or time going backwards)."""
+class VisualInputError(SourceFault, ValueError):
+    """A frame the visual extractor cannot take (wrong dtype, shape or channels, or time going backwards). The
+    pipeline turns one into an invalid window and the corpus tools skip the clip; one that escaped would be a
+    frame from the source the runtime cannot decode into an image, hence exit 3."""
 
 
 @dataclass(frozen=True)

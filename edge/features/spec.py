@@ -24,13 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge.errors import ModelFault
+from edge.vocab import MODALITIES as STREAMS
+
 FEATURE_SPEC_FORMAT = "qamoe-feature-spec"
 FEATURE_SPEC_VERSION = 1
-STREAMS = ("text", "audio", "vision")
 
 
-class FeatureSpecError(ValueError):
-    """A feature spec is malformed, or does not match the one it must match. The message names the fix."""
+class FeatureSpecError(ModelFault, ValueError):
+    """A feature spec is malformed, or does not match the one it must match. The message names the fix. A
+    model trained on another spec is a model problem (exit 4)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,18 @@ class StreamSpec:
     @property
     def dim(self) -> int:
         return len(self.columns)
+
+    def required_rate_hz(self) -> float:
+        """`rate_hz`, for a use that needs steps per second (the live windows of audio and vision)."""
+        if self.rate_hz is None:
+            raise FeatureSpecError(f"{self.name}: rate_hz is None, but a timed stream needs steps per second")
+        return self.rate_hz
+
+    def required_context_s(self) -> float:
+        """`context_s`, for a use that needs it (the live window's text context)."""
+        if self.context_s is None:
+            raise FeatureSpecError(f"{self.name}: context_s is None, but the live window needs a context")
+        return self.context_s
 
 
 @dataclass(frozen=True)
@@ -101,7 +116,8 @@ class FeatureSpec:
             )
         body = {k: v for k, v in d.items() if k != "format"}
         try:
-            streams = {s: StreamSpec(**body.pop(s)) for s in STREAMS}
+            # Any: a dict's keys cannot be matched to the keyword parameters they fill
+            streams: dict[str, Any] = {s: StreamSpec(**body.pop(s)) for s in STREAMS}
             return cls(**body, **streams)
         except (KeyError, TypeError) as e:
             raise FeatureSpecError(f"malformed feature spec: {e}") from None
@@ -143,7 +159,7 @@ TEXT_CONTEXT_S = 8.0
 
 def default_feature_spec(window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S) -> FeatureSpec:
     """The spec of the extractors as configured by default (column names come from the extractors)."""
-    from edge.features.audio import AUDIO_FEATURE_NAMES
+    from edge.features.audio_config import AUDIO_FEATURE_NAMES
     from edge.features.text import TEXT_COLUMNS
     from edge.features.visual import VISION_COLUMNS
 
@@ -151,7 +167,7 @@ def default_feature_spec(window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFA
         n = window_s * rate
         if abs(n - round(n)) > 1e-9:
             raise FeatureSpecError(f"window_s={window_s} is not a whole number of {rate} Hz frames")
-        return int(round(n))
+        return round(n)
 
     return FeatureSpec(
         window_s=window_s,

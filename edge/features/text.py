@@ -36,9 +36,12 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
+
+from edge.errors import ModelFault, SourceFault
+from edge.vocab import NS, Word
 
 logger = logging.getLogger(__name__)
 
@@ -50,34 +53,23 @@ _OUTPUTS = ("token_embeddings", "sentence_embedding")
 _GOLD = (1.0, 0.0, 0.0)  # word prob, avg_logprob, no_speech_prob of a perfect recogniser
 
 
-class TextFeatureError(ValueError):
-    """Base of the text extractor's errors; each message names the fix."""
+class TextFeatureError(ModelFault, ValueError):
+    """Base of the text encoder's errors (exit 4: the encoder cannot be used); each message names the fix."""
 
 
 class TextConfigError(TextFeatureError):
-    """An invalid `TextFeatureConfig`."""
+    """An invalid `TextFeatureConfig`. No qamoe-live flag sets it: its values go with the engines (the spec's
+    48 tokens, the MiniLM artifacts), so, like `VisualConfigError`, a bad one is a model problem (exit 4)."""
 
 
-class TextInputError(TextFeatureError):
-    """Text that cannot be encoded (not valid UTF-8)."""
+class TextInputError(SourceFault, ValueError):
+    """Text that cannot be encoded (not valid UTF-8). The pipeline turns one into an invalid window and the
+    corpus tools skip the clip; one that escaped would be a transcript of the input that cannot be decoded,
+    hence exit 3, not a `TextFeatureError` (the encoder is fine)."""
 
 
 class TextModelError(TextFeatureError):
     """The MiniLM artifacts do not have the inputs/outputs this extractor needs."""
-
-
-class WordLike(Protocol):
-    """What `encode_words` reads from a word (`edge.asr.Word` is one)."""
-
-    text: str
-    prob: float
-    avg_logprob: float
-    no_speech_prob: float
-
-
-class TimedWordLike(WordLike, Protocol):
-    start_ns: int
-    end_ns: int
 
 
 @dataclass(frozen=True)
@@ -148,7 +140,7 @@ def _checked_text(text: Any, what: str) -> str:
     return text
 
 
-def _join(words: Sequence[WordLike]) -> tuple[str, np.ndarray]:
+def _join(words: Sequence[Word]) -> tuple[str, np.ndarray]:
     """The words as one space-joined text and each word's start character."""
     parts: list[str] = []
     starts: list[int] = []
@@ -232,7 +224,7 @@ class TextEncoder:
         hidden, sentence = self._session.run(list(_OUTPUTS), feed)
         return TokenEmbeddings(text, hidden[0], real, offsets, sentence[0])
 
-    def encode_words(self, words: Sequence[WordLike]) -> tuple[np.ndarray, np.ndarray]:
+    def encode_words(self, words: Sequence[Word]) -> tuple[np.ndarray, np.ndarray]:
         """Feature steps of ASR words (in time order), the last `max_steps` tokens; from_asr = 1."""
         text, starts = _join(words)
         emb = self.embed(text)
@@ -241,9 +233,9 @@ class TextEncoder:
         asr = np.asarray([[w.prob, w.avg_logprob, w.no_speech_prob] for w in words], np.float32)
         return self._steps(emb.tokens, asr.reshape(-1, 3)[owner], from_asr=1.0)
 
-    def encode_window(self, words: Sequence[TimedWordLike], end_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    def encode_window(self, words: Sequence[Word], end_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """`encode_words` of the words that end in (end_ns - context_s, end_ns]: those heard in context."""
-        lo = end_ns - round(self.config.context_s * 1e9)
+        lo = end_ns - round(self.config.context_s * NS)
         return self.encode_words([w for w in words if lo < w.end_ns <= end_ns])
 
     def encode_text(self, text: str | bytes) -> tuple[np.ndarray, np.ndarray]:

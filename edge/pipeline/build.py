@@ -9,9 +9,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.asr.bounded import streaming_config
 from edge.asr.streaming import StreamingAsr, StreamingAsrConfig
-from edge.asr.transcriber import AsrConfig, Transcriber
+from edge.asr.transcriber import AsrConfig, Transcriber, streaming_config
 from edge.assets import default_engines_dir
 from edge.backends.base import Backend, BackendConfig
 from edge.backends.select import open_backend
@@ -104,7 +103,9 @@ def build(config: PipelineConfig) -> Components:
     try:
         info = model_info(engines, backend, spec, config.backend.model)
         text = TextEncoder(engines_dir=engines)
-        vision = VisionStage(VisualFeatureExtractor(engines_dir=engines), spec.vision.rate_hz) if config.use_video else None
+        vision = None
+        if config.use_video:
+            vision = VisionStage(VisualFeatureExtractor(engines_dir=engines), spec.vision.required_rate_hz())
         audio = AudioStage(AudioFeatureExtractor(engines_dir=engines)) if config.use_audio else None
         asr = None
         if config.use_audio:
@@ -120,6 +121,9 @@ def build(config: PipelineConfig) -> Components:
         backend.close()
         raise
     window = WindowConfig(
-        length_s=spec.window_s, hop_s=spec.hop_s, lateness_s=config.lateness_s, text_context_s=spec.text.context_s
+        length_s=spec.window_s,
+        hop_s=spec.hop_s,
+        lateness_s=config.lateness_s,
+        text_context_s=spec.text.required_context_s(),
     )
     return Components(spec, info, backend, text, vision, audio, asr, window)

@@ -9,21 +9,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edge.pipeline.build import Components
 from edge.pipeline.session import Session
+from edge.pipeline.stages import WindowStage
 from edge.sources import (
+    AudioChunk,
     AudioSource,
     AudioSourceConfig,
     CameraUri,
     MicUri,
     ReadStatus,
     ReplayConfig,
+    VideoFrame,
     VideoSource,
     VideoSourceConfig,
+    open_audio_source,
+    open_video_source,
 )
+from edge.vocab import NS
 
 if TYPE_CHECKING:
     from edge.pipeline.video_out import VideoOut
@@ -45,7 +52,7 @@ class ReplaySummary:
 
 def replay_fast(
     comps: Components,
-    make_session: callable,
+    make_session: Callable[[WindowStage], Session],
     camera: CameraUri | None,
     mic: MicUri | None,
     stop: threading.Event | None = None,
@@ -55,17 +62,21 @@ def replay_fast(
     stop = stop or threading.Event()
     t0 = time.monotonic_ns()
     replay = ReplayConfig(realtime=False, t0_ns=t0)
-    video = VideoSource(VideoSourceConfig(camera, replay=replay)) if camera is not None else None
-    audio = AudioSource(AudioSourceConfig(mic, replay=replay)) if mic is not None else None
+    video = open_video_source(VideoSourceConfig(camera, replay=replay)) if camera is not None else None
+    audio = open_audio_source(AudioSourceConfig(mic, replay=replay)) if mic is not None else None
     session: Session = make_session(comps.window_stage(t0))
     wall0 = time.perf_counter()
     last = {"video": t0, "audio": t0}
-    pending = {}
+    sources: dict[str, VideoSource | AudioSource] = {}
+    if video is not None:
+        sources["video"] = video
+    if audio is not None:
+        sources["audio"] = audio
+    pending: dict[str, VideoFrame | AudioChunk] = {}
     try:
-        for name, src in (("video", video), ("audio", audio)):
-            if src is not None:
-                src.open()
-                pending[name] = src.read()
+        for name, src in sources.items():
+            src.open()
+            pending[name] = src.read()
         while pending and not stop.is_set():
             # media-time order; an end-of-stream carries a wall-clock stamp, so it sorts last, never by time
             name = min(pending, key=lambda k: (pending[k].status is ReadStatus.EOS, pending[k].t_ns))
@@ -75,16 +86,15 @@ def replay_fast(
                 continue
             _handle(comps, session, name, item)
             last[name] = max(last[name], item.t_ns)
-            pending[name] = (video if name == "video" else audio).read()
+            pending[name] = sources[name].read()
             session.step(min(last[k] for k in pending) if pending else max(last.values()))
-            if name == "video" and frame_sink is not None:
+            if isinstance(item, VideoFrame) and frame_sink is not None:
                 frame_sink.offer(item)
         _finish(comps, session, max(last.values()))
     finally:
-        for src in (video, audio):
-            if src is not None:
-                src.close()
-    media_s = (max(last.values()) - t0) / 1e9
+        for src in sources.values():
+            src.close()
+    media_s = (max(last.values()) - t0) / NS
     return ReplaySummary(media_s, time.perf_counter() - wall0, session.counters.windows, session.counters.words)
 
 
@@ -109,4 +119,4 @@ def _finish(comps: Components, session: Session, end_ns: int) -> None:
     if comps.asr is not None:
         session.accept_words(comps.asr.finish())
     # close every window that lies within the media
-    session.step(end_ns + int(comps.window_config.lateness_s * 1e9))
+    session.step(end_ns + int(comps.window_config.lateness_s * NS))

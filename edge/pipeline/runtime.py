@@ -11,73 +11,33 @@ monotonic clock, so a dead device yields masked steps and on-time windows, never
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from edge.pipeline.build import Components
+from edge.pipeline.health import HealthReport, ThreadStates
+from edge.pipeline.queues import DropOldestQueue
 from edge.pipeline.session import Session
-from edge.publish.messages import DeviceStatus, QueueStats
+from edge.pipeline.video_out import VideoOut
 from edge.sources import (
-    AudioSource,
     AudioSourceConfig,
-    AudioSourceStats,
     AudioWorker,
     CameraUri,
     MicUri,
     ModalityState,
     ReadStatus,
     ReplayConfig,
-    VideoSource,
     VideoSourceConfig,
     VideoWorker,
+    WorkerConfig,
+    open_audio_source,
+    open_video_source,
 )
-
-if TYPE_CHECKING:
-    from edge.pipeline.video_out import VideoOut
+from edge.vocab import NS
 
 log = logging.getLogger(__name__)
-
-_STATE = {
-    ModalityState.LIVE: "ok",
-    ModalityState.STARTING: "reconnecting",
-    ModalityState.ABSENT: "absent",
-    ModalityState.ENDED: "absent",
-    ModalityState.STOPPED: "absent",
-}
-
-
-class DropOldestQueue:
-    """A bounded queue whose put never blocks: when full, the oldest item is dropped and counted."""
-
-    def __init__(self, name: str, capacity: int) -> None:
-        self.name, self.capacity = name, capacity
-        self._q: queue.Queue = queue.Queue(maxsize=capacity)
-        self.dropped = 0
-
-    def put(self, item: Any) -> None:
-        while True:
-            try:
-                self._q.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self._q.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
-
-    def get(self, timeout_s: float) -> Any | None:
-        try:
-            return self._q.get(timeout=timeout_s)
-        except queue.Empty:
-            return None
-
-    def stats(self) -> QueueStats:
-        return QueueStats(policy="drop_oldest", depth=self._q.qsize(), capacity=self.capacity, dropped=self.dropped)
 
 
 @dataclass(frozen=True)
@@ -88,23 +48,37 @@ class RunOutcome:
     thread_errors: tuple[str, ...]
 
 
+def capture_workers(
+    camera: CameraUri | None,
+    mic: MicUri | None,
+    *,
+    replay: ReplayConfig | None = None,
+    worker: WorkerConfig | None = None,
+) -> tuple[VideoWorker | None, AudioWorker | None]:
+    """The capture workers of a camera and a microphone (None where there is none); not started."""
+    replay = replay or ReplayConfig()
+    video = VideoWorker(open_video_source(VideoSourceConfig(camera, replay=replay)), worker) if camera else None
+    audio = AudioWorker(open_audio_source(AudioSourceConfig(mic, replay=replay)), worker) if mic else None
+    return video, audio
+
+
 class LiveRuntime:
+    """Runs the pipeline's threads around the given capture workers (`capture_workers`) until stopped, the
+    media ends or the duration is up; `run()` returns why."""
+
     def __init__(
         self,
         comps: Components,
         make_session: Callable[..., Session],
-        camera: CameraUri | None,
-        mic: MicUri | None,
+        video: VideoWorker | None,
+        audio: AudioWorker | None,
         *,
-        replay: ReplayConfig | None = None,
         health_period_s: float = 1.0,
         frame_sink: VideoOut | None = None,
     ) -> None:
         self.comps = comps
         self.frame_sink = frame_sink  # --out / --preview: offer() never blocks (its own bounded queue)
-        replay = replay or ReplayConfig()
-        self.video = VideoWorker(VideoSource(VideoSourceConfig(camera, replay=replay))) if camera else None
-        self.audio = AudioWorker(AudioSource(AudioSourceConfig(mic, replay=replay))) if mic else None
+        self.video, self.audio = video, audio
         self.t0_ns = time.monotonic_ns()
         self.session = make_session(comps.window_stage(self.t0_ns))
         self.events = DropOldestQueue("events", 512)
@@ -113,10 +87,13 @@ class LiveRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._errors: list[str] = []
-        self._failed: dict[str, str] = {}  # thread name -> the error that ended it (health shows it)
-        self._frozen = False  # the latest camera frame repeats the picture before it
+        self._states = ThreadStates()
+        self._report = HealthReport(
+            self._states, {"events": self.events, "asr_audio": self.asr_q}, video, audio,
+            comps.asr if audio is not None else None, frame_sink,
+        )  # fmt: skip
         self._ended = {
-            "video": self.video is None, "audio": self.audio is None, "asr": comps.asr is None or mic is None
+            "video": video is None, "audio": audio is None, "asr": comps.asr is None or audio is None
         }
 
     # ------------------------------------------------------------------ threads
@@ -127,7 +104,7 @@ class LiveRuntime:
             except Exception as e:  # surfaced to the main loop: logged, counted, the rest keeps running
                 log.error("%s thread failed: %s", name, e, exc_info=log.isEnabledFor(logging.DEBUG))
                 self._errors.append(f"{name}: {type(e).__name__}: {e}")
-                self._failed[name] = f"{type(e).__name__}: {e}"
+                self._states.failed[name] = f"{type(e).__name__}: {e}"
                 self._ended[name] = True
 
         t = threading.Thread(target=guarded, name=f"qamoe-{name}", daemon=True)
@@ -142,7 +119,7 @@ class LiveRuntime:
                 self.events.put(("samples", self.comps.vision.finish()))
                 break
             if frame.status is ReadStatus.OK:
-                self._frozen = frame.frozen
+                self._states.frozen = frame.frozen
                 self.session.counters.tick("video")
                 if self.frame_sink is not None:
                     self.frame_sink.offer(frame)
@@ -204,7 +181,7 @@ class LiveRuntime:
                     break
             if reason == "eos":
                 self._drain()
-                self.session.step(time.monotonic_ns() + int(self.comps.window_config.lateness_s * 1e9))
+                self.session.step(time.monotonic_ns() + int(self.comps.window_config.lateness_s * NS))
         finally:
             self.shutdown()
         c = self.session.counters
@@ -218,49 +195,11 @@ class LiveRuntime:
                 self.session.accept(payload)
             else:
                 self.session.accept_words(payload)
-            item = self.events.get(timeout_s=0.0) if not self.events._q.empty() else None
+            item = self.events.get_nowait()
 
     def _health(self) -> None:
-        queues = {"events": self.events.stats(), "asr_audio": self.asr_q.stats(), "windows": self._window_stats()}
-        if self.frame_sink is not None:
-            queues["video_out"] = self.frame_sink.stats()
-        devices = {}
-        for role, thread, worker in (("camera", "vision", self.video), ("microphone", "audio", self.audio)):
-            if worker is None:
-                continue
-            st = worker.stats()
-            devices[role] = self._device(role, thread, worker)
-            queues[f"{role}_capture"] = QueueStats(
-                policy=st.drop_policy, depth=int(st.queue_depth), capacity=0, dropped=int(st.dropped)
-            )
-            if isinstance(st.source, AudioSourceStats):  # samples lost before the worker's ring
-                queues["microphone_device"] = QueueStats("drop-oldest", 0, 0, st.source.ring_dropped_samples)
-                queues["microphone_gaps"] = QueueStats("device", 0, 0, st.source.gap_samples)
-        asr_stage = self.comps.asr if self.audio is not None else None
-        asr = asr_stage.asr.stats if asr_stage is not None else None
-        if asr_stage is not None:
-            failed = self._failed.get("asr") or asr_stage.last_error
-            devices["asr"] = DeviceStatus(
-                "absent" if failed else "ok", name="whisper",
-                detail=f"decode failed ({asr_stage.failures} so far): {failed}" if failed else None,
-            )  # fmt: skip
-            queues["asr_decode"] = QueueStats("drop_on_error", 0, 0, asr_stage.failures)
-        rtf = asr.last_decode_s / asr.step_s if asr is not None and asr.step_s else None
-        self.session.health(devices, queues, asr_lag_s=asr.lag_s if asr else None, real_time_factor=rtf)
-
-    def _device(self, role: str, thread: str, worker: VideoWorker | AudioWorker) -> DeviceStatus:
-        name = str(worker.source.uri)[:200]
-        if thread in self._failed:  # the device may be fine, but nothing it delivers is used any more
-            return DeviceStatus("absent", name=name, detail=f"{thread} processing failed: {self._failed[thread]}")
-        state = _STATE.get(worker.state, "absent")
-        if state == "ok" and role == "camera" and self._frozen:
-            return DeviceStatus("absent", name=name, detail="frozen: the camera repeats the same picture")
-        return DeviceStatus(state, name=name, detail=worker.detail if state != "ok" else None)
-
-    def _window_stats(self) -> QueueStats:
-        """Windows that fell so far behind that they were skipped (never published: no sequence number)."""
-        assembler = self.session.windows.assembler
-        return QueueStats("skip_oldest", 0, assembler.config.max_pending_windows, assembler.dropped_windows)
+        h = self._report.snapshot(self.session.window_stats())
+        self.session.health(h.devices, h.queues, asr_lag_s=h.asr_lag_s, real_time_factor=h.real_time_factor)
 
     def shutdown(self, timeout_s: float = 1.5) -> None:
         """Stop every thread; bounded in time (the workers' reads time out within 0.5 s)."""

@@ -28,6 +28,7 @@ from edge.publish.messages import (
 )
 from edge.publish.publisher import Publisher
 from edge.publish.wire import POLARITY_NEUTRAL_BAND
+from edge.vocab import NS
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class Session:
             )
         now = time.monotonic_ns()
         latency["publish"] = (time.perf_counter() - t_publish) * 1e3
-        lateness_ns = int(self.windows.assembler.config.lateness_s * 1e9)
+        lateness_ns = int(self.windows.assembler.config.lateness_s * NS)
         latency["close_to_publish"] = max(0.0, (now - w.end_ns - lateness_ns) / 1e6)
         latency["total"] = max(0.0, (now - w.end_ns) / 1e6)
         message = sentiment_message(info, estimate, self.model, latency_ms=latency, invalid_reason=r.error)
@@ -116,6 +117,11 @@ class Session:
             self.counters.invalid_windows += 1
         if self.on_result is not None:
             self.on_result(r, message.body)
+
+    def window_stats(self) -> QueueStats:
+        """Windows that fell so far behind that they were skipped (never published: no sequence number)."""
+        assembler = self.windows.assembler
+        return QueueStats("skip_oldest", 0, assembler.config.max_pending_windows, assembler.dropped_windows)
 
     def health(
         self,

@@ -25,11 +25,11 @@ from edge.features.spec import FeatureSpec
 from edge.features.text import TextEncoder
 from edge.features.visual import FrameSampler, VisualFeatureExtractor, VisualFrame
 from edge.sources.types import AudioChunk, ReadStatus, VideoFrame
+from edge.vocab import MODALITIES
 from edge.windows import StreamGeometry, Window, WindowAssembler, WindowConfig
 
 log = logging.getLogger(__name__)
 
-MODALITY_NAMES = ("text", "audio", "vision")
 VAD_COLUMN = "vad_speech_prob"
 
 
@@ -66,7 +66,7 @@ class VisionStage:
         return [self._sample(s.tick_ns, s.frame) for s in self.sampler.finish()]
 
     def _sample(self, tick_ns: int, frame: VideoFrame | None) -> StreamSample:
-        if frame is None:
+        if frame is None or frame.image is None:  # (push() hands over only frames with an image)
             vf = VisualFrame.absent(tick_ns)
         else:
             vf = self.extractor.process(frame.image, tick_ns)
@@ -183,7 +183,7 @@ class WindowStage:
     ) -> None:
         self.spec, self.text, self.backend = spec, text, backend
         geoms = [
-            StreamGeometry(s, spec.stream(s).rate_hz, spec.stream(s).max_steps, spec.stream(s).dim)
+            StreamGeometry(s, spec.stream(s).required_rate_hz(), spec.stream(s).max_steps, spec.stream(s).dim)
             for s in ("audio", "vision")
         ]
         self.assembler = WindowAssembler(window, geoms, t0_ns)
@@ -235,4 +235,4 @@ def class_probs(valence: float, variance: float, band: float) -> dict[str, float
 
 
 def reliabilities(outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
-    return {m: float(outputs[f"reliability_{m}"]) for m in MODALITY_NAMES}
+    return {m: float(outputs[f"reliability_{m}"]) for m in MODALITIES}

@@ -26,23 +26,26 @@ from typing import Self
 import cv2
 import numpy as np
 
+from edge.errors import OutputFault, UsageError
 from edge.overlay import OverlayConfig, OverlayState, draw
-from edge.pipeline.runtime import DropOldestQueue
+from edge.pipeline.queues import DropOldestQueue
 from edge.pipeline.stages import WindowResult
 from edge.publish.messages import QueueStats
 from edge.sources.types import ReadStatus, VideoFrame
+from edge.vocab import NS
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".mp4", ".m4v", ".mov", ".avi")
 
 
-class OutputError(Exception):
+class OutputError(OutputFault):
     """The annotated video cannot be written (exit code 6)."""
 
 
-class OutputConfigError(OutputError, ValueError):
-    """A bad --out / --preview request (a usage error, exit code 2)."""
+class OutputConfigError(UsageError, ValueError):
+    """A bad --out / --preview request (a usage error, exit code 2), so not an `OutputError`: it is raised by
+    `VideoOutConfig` before anything is written, outside the writer's `except OutputError`."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ class VideoOut:
         s = self._stamps
         if len(s) < 2 or s[-1] <= s[0]:
             return None
-        return (len(s) - 1) * 1e9 / (s[-1] - s[0])
+        return (len(s) - 1) * NS / (s[-1] - s[0])
 
     def _open_writer(self) -> None:
         if self._writer is not None or not self._held or self._tmp is None or self._size is None:
@@ -236,9 +239,9 @@ class VideoOut:
         stamps = [t for _, t in self._held]
         gaps = np.diff(stamps)
         gaps = gaps[gaps > 0]
-        fps = 1e9 / float(np.median(gaps)) if len(gaps) else self.config.default_fps
+        fps = NS / float(np.median(gaps)) if len(gaps) else self.config.default_fps
         fps = min(max(fps, 1.0), 240.0)
-        writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.config.fourcc), fps, self._size)
+        writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter.fourcc(*self.config.fourcc), fps, self._size)
         if not writer.isOpened():
             raise OutputError(f"OpenCV cannot encode {self.config.fourcc} into {self._tmp.suffix} files here")
         log.info("writing %s at %.3g fps, %dx%d", self.config.path, fps, *self._size)

@@ -27,7 +27,6 @@ from edge.publish.messages import (
     PublishStats,
     QueueStats,
     WindowInfo,
-    WordLike,
     health_message,
     sentiment_message,
     transcript_message,
@@ -36,7 +35,6 @@ from edge.publish.publisher import Publisher
 from edge.publish.schema import is_valid, load_schema, validate
 from edge.publish.subscriber import Received, Subscriber, SubscriberConfig
 from edge.publish.wire import (
-    MODALITIES,
     POLARITY_NEUTRAL_BAND,
     SCHEMA_VERSION,
     TOPIC_HEALTH,
@@ -48,6 +46,7 @@ from edge.publish.wire import (
     WallClock,
     polarity,
 )
+from edge.vocab import MODALITIES
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -82,7 +81,6 @@ __all__ = [
     "SubscriberLimits",
     "WallClock",
     "WindowInfo",
-    "WordLike",
     "exposure_warning",
     "health_message",
     "is_valid",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-
-class PublishError(Exception):
-    """The publisher or a subscriber cannot be set up or cannot send/receive."""
+from edge.errors import PublishFault, UsageError
 
 
-class PublishConfigError(PublishError, ValueError):
-    """A `PublisherConfig` / `SubscriberConfig` value is out of range or unsafe."""
+class PublishError(PublishFault):
+    """The publisher or a subscriber cannot be set up or cannot send/receive (exit 5)."""
+
+
+class PublishConfigError(UsageError, ValueError):
+    """A `PublisherConfig` / `SubscriberConfig` value is out of range or unsafe: a usage error (exit 2), so
+    not a `PublishError` (`qamoe-tap` catches it as a ValueError)."""
 
 
 class BindPolicyError(PublishConfigError):
@@ -27,8 +30,9 @@ class PortInUseError(PublishError):
         )
 
 
-class CurveKeyError(PublishError):
-    """A CURVE key file or allow-list directory is missing, unreadable or malformed."""
+class CurveKeyError(UsageError):
+    """A CURVE key file or allow-list directory is missing, unreadable or malformed: a usage error (exit 2,
+    the README's "CURVE key files included"), so not a `PublishError`: `qamoe-tap` catches it by name."""
 
 
 class MessageError(PublishError, ValueError):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from edge.publish.messages import (
     DeviceStatus,
     Estimate,
@@ -17,6 +15,7 @@ from edge.publish.messages import (
     transcript_message,
 )
 from edge.publish.wire import TOPIC_HEALTH, TOPIC_SENTIMENT, TOPIC_TRANSCRIPT, Message, WallClock
+from edge.vocab import Word
 
 EXAMPLE_CLOCK = WallClock(
     offset_ns=1_767_225_600_000_000_000 - 5_000_000_000_000
@@ -28,14 +27,6 @@ EXAMPLE_MODEL = ModelInfo(
     model_hash="9f2c4e6a1b3d5f7e9a0c2e4f6a8b0d1c3e5f7a9b1d3f5e7c9a0b2d4f6e8a0c2e",
     feature_spec_digest="4b1e8d2c7a9f0e3b5d6c8a1f2e4b7d9c0a3f5e8b1d2c4a6f9e0b3d5c7a8f1e2d",
 )
-
-
-@dataclass(frozen=True)
-class ExampleWord:
-    text: str
-    start_ns: int
-    end_ns: int
-    prob: float
 
 
 def example_sentiment(
@@ -60,7 +51,7 @@ def example_sentiment(
 
 def example_transcript(*, words: tuple[str, ...] = ("bin", "blue", "at"), start_ns: int = T0_NS) -> Message:
     timed = [
-        ExampleWord(w, start_ns + i * 300_000_000, start_ns + i * 300_000_000 + 250_000_000, 0.93 - 0.01 * i)
+        Word(w, start_ns + i * 300_000_000, start_ns + i * 300_000_000 + 250_000_000, 0.93 - 0.01 * i)
         for i, w in enumerate(words)
     ]
     return transcript_message(source_id="cam0", words=timed, clock=EXAMPLE_CLOCK)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from edge.publish.errors import MessageError
 from edge.publish.wire import (
     MAX_NAME_CHARS,
-    MODALITIES,
     POLARITIES,
     POLARITY_NEUTRAL_BAND,
     TOPIC_HEALTH,
@@ -24,6 +23,7 @@ from edge.publish.wire import (
     clean_text,
     polarity,
 )
+from edge.vocab import MODALITIES, NS, Word
 
 DeviceStateName = Literal["ok", "absent", "reconnecting"]
 DEVICE_STATES: tuple[str, ...] = ("ok", "absent", "reconnecting")
@@ -62,15 +62,6 @@ class WindowInfo:
     end_ns: int
     presence: Mapping[str, bool]
     transcript: str = ""
-
-
-class WordLike(Protocol):
-    """Anything with these attributes, e.g. `edge.asr.words.Word` (monotonic ns times, prob in [0, 1])."""
-
-    text: str
-    start_ns: int
-    end_ns: int
-    prob: float
 
 
 @dataclass(frozen=True)
@@ -147,7 +138,7 @@ def sentiment_message(
         "window": {
             "start": clock.timepoint(window.start_ns),
             "end": clock.timepoint(window.end_ns),
-            "duration_s": (window.end_ns - window.start_ns) / 1e9,
+            "duration_s": (window.end_ns - window.start_ns) / NS,
         },
         **_estimate_fields(estimate, window.presence, checks),
         "transcript": clean_text(window.transcript),
@@ -216,7 +207,8 @@ def _weights(weights: Sequence[float], checks: Checks) -> list[float] | None:
     values = [checks.number(w, f"router_weights[{i}]", 0, 1) for i, w in enumerate(weights)]
     if not values:
         raise MessageError("router_weights is empty: pass the router's weight per expert")
-    return None if any(v is None for v in values) else values  # type: ignore[misc]
+    numbers = [v for v in values if v is not None]
+    return numbers if len(numbers) == len(values) else None
 
 
 def _named_numbers(
@@ -231,13 +223,13 @@ def _key(name: object) -> str:
 
 
 def transcript_message(
-    *, source_id: str, words: Sequence[WordLike], clock: WallClock | None = None
+    *, source_id: str, words: Sequence[Word], clock: WallClock | None = None
 ) -> Message:
     """The `qamoe.v1.transcript` message for newly committed words (in order); `text` is the words joined by
     single spaces."""
     checks = Checks()
     clock = clock or WallClock.now()
-    items = []
+    items: list[dict[str, Any]] = []
     for i, w in enumerate(words):
         if w.end_ns < w.start_ns:
             raise MessageError(f"word {i} ({w.text!r:.40}) ends before it starts")

@@ -40,13 +40,13 @@ from typing import Any, Self
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from edge.publish import curve
 from edge.publish.config import PublisherConfig, exposure_warning
-from edge.publish.errors import MessageError, PortInUseError, PublishError
-from edge.publish.guard import CURVE_FRAME_BYTES, SubscriberGuard, local_address, source_fd
+from edge.publish.errors import MessageError, PublishError
+from edge.publish.guard import SubscriberGuard, local_address, source_fd
 from edge.publish.messages import PublishStats
 from edge.publish.schema import validate
 from edge.publish.wire import SCHEMA_VERSION, TOPICS, Message, WallClock, inert_json
+from edge.publish.xpub import bind_xpub, configure_xpub, drain_pipe, lower_thread_priority
 
 log = logging.getLogger(__name__)
 DROP_WARN_INTERVAL_S = 10.0
@@ -58,7 +58,7 @@ DRAIN_POLL_S = 0.002  # how often a full subscriber queue is looked at again whi
 DRAIN_BUDGET_PER_S = 0.05  # live: seconds per second the socket thread may wait for a full queue to drain
 DRAIN_BUDGET_MAX_S = 0.2  # live: the most it may save up (one burst after a stall)
 JOIN_S = 0.1  # how long close() waits for the socket thread beyond linger_ms (it may be inside ZeroMQ)
-SOCKET_THREAD_NICE = 10  # added to the socket thread's nice value (_lower_priority)
+SOCKET_THREAD_NICE = 10  # added to the socket thread's nice value (edge.publish.xpub.lower_thread_priority)
 
 
 class Publisher:
@@ -90,8 +90,8 @@ class Publisher:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         try:
-            self._configure_socket()
-            self.endpoint = self._bind()
+            self._auth = configure_xpub(self._socket, self._context, self.config)
+            self.endpoint = bind_xpub(self._socket, self.config)
             self._monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
             local = local_address(self.endpoint)
             self._guard = SubscriberGuard(self.config.limits, local) if local is not None else None
@@ -107,42 +107,6 @@ class Publisher:
             self.config.send_hwm,
             self.config.curve_enabled,
         )
-
-    def _configure_socket(self) -> None:
-        cfg = self.config
-        sock = self._socket
-        sock.setsockopt(zmq.SNDHWM, cfg.send_hwm)
-        sock.setsockopt(zmq.LINGER, cfg.linger_ms)
-        sock.setsockopt(zmq.XPUB_NODROP, 1)
-        sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # report every subscriber's subscription, not just the first
-        limits = cfg.limits  # what a peer may send (edge.publish.guard)
-        frame = max(limits.max_frame_bytes, CURVE_FRAME_BYTES) if cfg.curve_enabled else limits.max_frame_bytes
-        sock.setsockopt(zmq.MAXMSGSIZE, frame)
-        # no receive high-water mark: a connection whose input ZeroMQ has paused (its pipe full) and that then
-        # fails (a reset by the peer, the guard's shutdown) can trip `!_io_error` in libzmq 4.3.5's heartbeat
-        # timer and abort the process (seen here under a subscription flood, docs/RELIABILITY.md)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.setsockopt(zmq.HANDSHAKE_IVL, limits.handshake_ivl_ms)
-        if cfg.heartbeat_ivl_ms:
-            sock.setsockopt(zmq.HEARTBEAT_IVL, cfg.heartbeat_ivl_ms)
-            sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, cfg.heartbeat_timeout_ms)
-        if cfg.parsed_endpoint.is_ipv6:
-            sock.setsockopt(zmq.IPV6, 1)
-        if cfg.curve_server_secret_key_file is not None and cfg.curve_allowed_clients_dir is not None:
-            self._auth = curve.start_authenticator(self._context, cfg.curve_allowed_clients_dir)
-            curve.make_server(sock, cfg.curve_server_secret_key_file)
-
-    def _bind(self) -> str:
-        ep = self.config.parsed_endpoint
-        try:
-            self._socket.bind(ep.url)
-        except zmq.ZMQError as exc:
-            if exc.errno == zmq.EADDRINUSE:
-                raise PortInUseError(ep.url, ep.port) from exc
-            raise PublishError(
-                f"cannot bind {ep.url}: {exc.strerror}; use an address of this machine, e.g. tcp://127.0.0.1:5556"
-            ) from exc
-        return self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def _warn_if_exposed(self) -> None:
         warning = exposure_warning(self.config)
@@ -257,10 +221,10 @@ class Publisher:
     # ------------------------------------------------------------------------------------------ the socket thread
     def _run(self) -> None:
         """Send what is queued, read notices and monitor events, sleep until there is more (module docstring)."""
-        _lower_priority()
+        lower_thread_priority(SOCKET_THREAD_NICE)
         waiter = select.poll()  # (not select.select: no limit on descriptor numbers)
-        for fd in (self._socket.getsockopt(zmq.FD), self._wake_r,
-                   *([self._monitor.getsockopt(zmq.FD)] if self._monitor is not None else [])):
+        for fd in (self._socket.fileno(), self._wake_r,
+                   *([self._monitor.fileno()] if self._monitor is not None else [])):
             waiter.register(fd, select.POLLIN)
         try:
             while True:
@@ -284,7 +248,7 @@ class Publisher:
                 busy = self._drain_events() | self._drain_subscriptions()
                 if not busy:
                     waiter.poll(IDLE_S * 1000)
-                    _drain_pipe(self._wake_r)
+                    drain_pipe(self._wake_r)
         except (zmq.ZMQError, OSError, ValueError) as exc:
             with self._state:
                 self._error = str(exc)
@@ -416,24 +380,6 @@ class Publisher:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _lower_priority() -> None:
-    """Run this thread at a lower CPU priority (Linux: a thread is a task with its own nice value). A flood of
-    subscriptions costs CPU inside ZeroMQ on this thread; on a busy edge box the pipeline's threads should win
-    that contest, not the flood. Sending the stream costs little and is unaffected while the box is not full."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SOCKET_THREAD_NICE)
-    except (AttributeError, OSError):  # not Linux, or not allowed: keep the default
-        pass
-
-
-def _drain_pipe(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except (BlockingIOError, OSError):
-        pass
 
 
 def _encode(payload: dict[str, Any]) -> bytes:

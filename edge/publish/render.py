@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from edge.publish.escape import terminal_safe
 from edge.publish.subscriber import Received
 from edge.publish.wire import (
-    MODALITIES,
     TOPIC_HEALTH,
     TOPIC_SENTIMENT,
     TOPIC_TRANSCRIPT,
     VALENCE_RANGE,
     inert_json,
 )
+from edge.vocab import MODALITIES
 
 BAR_HALF = 10  # characters on each side of the valence bar's centre
 TRANSCRIPT_CHARS = 80
@@ -121,7 +121,7 @@ def _clock(tp: Any) -> str:
         return "??:??:??.???"
 
 
-def _is_num(x: Any) -> bool:
+def _is_num(x: object) -> TypeGuard[float]:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 

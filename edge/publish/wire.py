@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.publish.errors import MessageError
+from edge.vocab import NS
 
 SCHEMA_VERSION = "qamoe.v1"
 TOPIC_PREFIX = "qamoe.v1."
@@ -22,7 +23,6 @@ TOPIC_SENTIMENT = "qamoe.v1.sentiment"
 TOPIC_TRANSCRIPT = "qamoe.v1.transcript"
 TOPIC_HEALTH = "qamoe.v1.health"
 TOPICS = (TOPIC_SENTIMENT, TOPIC_TRANSCRIPT, TOPIC_HEALTH)
-MODALITIES = ("text", "audio", "vision")
 POLARITIES = ("negative", "neutral", "positive")
 VALENCE_RANGE = 3.0  # the model's valence is 3 tanh(.) in [-3, 3] (CMU-MOSI/MOSEI scale)
 # |valence| < 0.5 is neutral: the 7-class MOSI/MOSEI convention rounds it to 0.
@@ -74,7 +74,7 @@ class WallClock:
         wall_ns = mono_ns + self.offset_ns
         stamp = datetime.fromtimestamp(wall_ns // 1_000_000 / 1000, tz=UTC)
         iso = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return {"mono_ns": mono_ns, "epoch_s": wall_ns / 1e9, "iso": iso}
+        return {"mono_ns": mono_ns, "epoch_s": wall_ns / NS, "iso": iso}
 
 
 def polarity(valence: float | None, band: float = POLARITY_NEUTRAL_BAND) -> str | None:

@@ -49,9 +49,8 @@ class LatestSlot(Generic[T]):
         with self._cond:
             while self._item is None:
                 left = deadline - time.monotonic()
-                if left <= 0 or not self._cond.wait(left):
-                    if self._item is None:
-                        return None
+                if (left <= 0 or not self._cond.wait(left)) and self._item is None:
+                    return None
             item, self._item = self._item, None
             return item
 
@@ -77,7 +76,7 @@ class AudioRing:
         if not capacity_s > 0:
             raise SourceConfigError(f"ring capacity {capacity_s} s: give a positive number of seconds")
         self.rate = rate
-        self.capacity = max(1, int(round(capacity_s * rate)))
+        self.capacity = max(1, round(capacity_s * rate))
         self._cond = threading.Condition()
         self._blocks: collections.deque[tuple[np.ndarray, int]] = collections.deque()
         self._size = 0

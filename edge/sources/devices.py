@@ -73,7 +73,7 @@ def list_devices(probe: bool = False, probe_timeout_s: float = 2.0) -> DeviceLis
         inputs = list_audio_inputs()
         error = None
     except SourceError as exc:
-        inputs, error = (), str(exc)
+        inputs, error = [], str(exc)
     return DeviceList(tuple(cameras), tuple(inputs), error)
 
 

@@ -3,17 +3,22 @@ device, or how to run without the modality)."""
 
 from __future__ import annotations
 
-
-class SourceError(RuntimeError):
-    """Base of the capture sources' errors."""
+from edge.errors import SourceFault, UsageError
 
 
-class SourceConfigError(SourceError, ValueError):
-    """An invalid source configuration value (`VideoSourceConfig`, `AudioSourceConfig`, `WorkerConfig`)."""
+class SourceError(SourceFault, RuntimeError):
+    """Base of the errors of a source that cannot be opened or read (exit 3)."""
 
 
-class SourceUriError(SourceError, ValueError):
-    """A `--camera` / `--mic` / `--video-file` string that is malformed or ambiguous."""
+class SourceConfigError(UsageError, ValueError):
+    """An invalid source configuration value (`VideoSourceConfig`, `AudioSourceConfig`, `WorkerConfig`): a
+    usage error (exit 2), so not a `SourceError`; nothing catches `SourceError` around a config's
+    construction."""
+
+
+class SourceUriError(UsageError, ValueError):
+    """A `--camera` / `--mic` / `--video-file` string that is malformed or ambiguous: a usage error (exit 2),
+    so not a `SourceError`: URIs are parsed before any source opens, outside every `except SourceError`."""
 
 
 class SourceNotFoundError(SourceError):

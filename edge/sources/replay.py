@@ -15,6 +15,7 @@ import logging
 import time
 
 from edge.sources.errors import SourceConfigError
+from edge.vocab import NS
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +72,10 @@ class ReplayClock:
         left_ns = due_ns - time.monotonic_ns()
         if left_ns <= 0:
             return True
-        if left_ns > timeout_s * 1e9:
+        if left_ns > timeout_s * NS:
             time.sleep(max(0.0, timeout_s))
             return False
-        time.sleep(left_ns / 1e9)
+        time.sleep(left_ns / NS)
         return True
 
     def emitted(self, t_ns: int) -> None:

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE = 16_000  # every AudioChunk is mono float32 at this rate
-NS_PER_S = 1_000_000_000
+from edge.vocab import NS, SAMPLE_RATE  # every AudioChunk is mono float32 at SAMPLE_RATE
 
 
 class ReadStatus(enum.Enum):
@@ -62,7 +61,7 @@ class AudioChunk:
 
 def samples_to_ns(n: int, rate: int = SAMPLE_RATE) -> int:
     """Exact integer duration of n samples (no float drift over long runs)."""
-    return n * NS_PER_S // rate
+    return n * NS // rate
 
 
 def empty_chunk(status: ReadStatus, t_ns: int, seq: int) -> AudioChunk:

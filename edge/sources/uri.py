@@ -23,8 +23,10 @@ from edge.sources.errors import SourceUriError
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 MEDIA_SUFFIXES = frozenset(
-    ".wav .flac .mp3 .ogg .oga .opus .m4a .aac .wma .aiff .aif .au "
-    ".mp4 .m4v .mkv .webm .mov .avi .mpg .mpeg .ts .wmv .flv .3gp".split()
+    {
+        ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".au",
+        ".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp",
+    }
 )
 _INDEX = re.compile(r"\d{1,3}")
 _DEV_VIDEO = re.compile(r"/dev/video\d+|/dev/v4l/.+")
@@ -61,7 +63,9 @@ class CameraUri:
             return str(self.index)
         if self.kind in (CameraKind.DEVICE, CameraKind.FILE):
             return str(self.path)
-        return self.url if self.kind is CameraKind.STREAM else "none"
+        if self.kind is CameraKind.STREAM:
+            return str(self.url)
+        return "none"
 
     @property
     def is_file(self) -> bool:

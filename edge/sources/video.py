@@ -1,39 +1,33 @@
 """Camera input through OpenCV: devices (`0`, `/dev/video2`), video files (replayed like a camera) and network
 streams (`rtsp://`, `http://`).
 
-`read(timeout_s)` never blocks forever and says why it returned (`ReadStatus`):
-- files: paced to the media clock (or as fast as possible; see `edge.sources.replay`); a frame not due within
-  the timeout is kept for the next call and TIMEOUT is returned; the end is EOS (with loop, the next pass);
-- streams: FFmpeg's open/read timeouts (`CAP_PROP_OPEN_TIMEOUT_MSEC` / `CAP_PROP_READ_TIMEOUT_MSEC`, enforced
-  by its interrupt callback) bound every call, so a stalled RTSP/HTTP read returns TIMEOUT;
-- devices: the V4L2 driver's select() timeout bounds a read; the worker that owns the source also watches
-  the time since the last frame.
-Live frames are stamped with `time.monotonic_ns()` right after `grab()`, before decoding.
+Two implementations sit behind one type, as in jetson-utils' `videoSource::Create(uri)`:
+- `CameraSource` (`edge.sources.video_device`): a live camera, a V4L2 device or a network stream;
+- `VideoFileSource` (`edge.sources.video_file`): a video file, replayed on its media clock.
+This module holds what they share: the config, the stats, frozen-frame detection, the open/read/close frame
+with its status and emit helpers, and the choice between them.
 
-Frozen frames: a picture identical (CRC-32 of the pixels) to the previous `frozen_after - 1` reads, or a
-stream
-whose media timestamp stops advancing for as many reads, is returned with `frozen=True`. A real sensor never
-repeats bit-exactly (noise), so this flags a stuck driver or encoder; an encoder that skips a perfectly static
-scene can flag it too, which the consumer treats as "no new information", the truth either way.
-Resolution changes are allowed: frames keep their size, the change is logged and counted.
+`edge.sources.factory.open_video_source(config)` builds the implementation the URI needs, as
+`videoSource::Create(uri)` does; `VideoSource` is the type callers hold, annotate and check. The base is abstract:
+subclass the implementation you mean (`VideoFileSource`, `CameraSource`).
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import logging
-import sys
 import time
 import zlib
 from dataclasses import dataclass, field
+from typing import Self
 
 import cv2
 import numpy as np
 
-from edge.sources.devices import cameras_hint
-from edge.sources.errors import SourceConfigError, SourceNotFoundError, SourceOpenError
-from edge.sources.replay import ReplayClock, ReplayConfig
-from edge.sources.types import NS_PER_S, ReadStatus, VideoFrame
+from edge.sources.errors import SourceConfigError, SourceOpenError
+from edge.sources.replay import ReplayConfig
+from edge.sources.types import ReadStatus, VideoFrame
 from edge.sources.uri import CameraKind, CameraUri
 
 logger = logging.getLogger(__name__)
@@ -110,22 +104,17 @@ class FrozenDetector:
         self._digest, self._media, self._run = None, None, 1
 
 
-class VideoSource:
-    """open() / read(timeout_s) / close() over one camera URI. Single-threaded: one owner calls it."""
+class VideoSource(abc.ABC):
+    """open() / read(timeout_s) / close() over one camera URI. Single-threaded: one owner calls it.
+    `open_video_source(config)` (edge.sources.factory) builds the implementation for the URI."""
 
     def __init__(self, config: VideoSourceConfig) -> None:
         self.config = config
         self.uri = config.uri
         self.stats = VideoSourceStats()
         self._cap: cv2.VideoCapture | None = None
-        self._clock = ReplayClock(config.replay)
         self._frozen = FrozenDetector(config.frozen_after)
         self._seq = 0
-        self._index = 0  # frame index within the current file pass
-        self._frame_ns = NS_PER_S / config.default_fps
-        self._pending: np.ndarray | None = None  # a decoded file frame not yet due (real-time replay)
-        self._ended = False
-        self._stalled = False  # a live read took about read_timeout_s: the stream stalled
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -134,16 +123,21 @@ class VideoSource:
         self._check_exists()
         self._cap = self._open_capture()
         fps = self._cap.get(cv2.CAP_PROP_FPS)
-        if self.uri.is_file:
-            self._frame_ns = NS_PER_S / (fps if 0 < fps <= 1000 else self.config.default_fps)
-            if self._seq:  # a reopen after a failure: the timeline moves on
-                self._clock.resume_after_gap()
-            self._clock.start()
-        self._index, self._pending, self._ended, self._stalled = 0, None, False, False
         self._frozen.reset()
-        if self.uri.is_file:
-            self._pending = self._first_frame()
+        self._on_open(fps)
         logger.info("video source %s open (%s, %.3g fps)", self.uri, self._cap.getBackendName(), fps)
+
+    @abc.abstractmethod
+    def _check_exists(self) -> None:
+        """Raise SourceNotFoundError / SourceOpenError, naming the fix, for a URI that cannot be opened."""
+
+    @abc.abstractmethod
+    def _open_capture(self) -> cv2.VideoCapture:
+        """The opened capture (SourceOpenError if OpenCV cannot open it)."""
+
+    @abc.abstractmethod
+    def _on_open(self, fps: float) -> None:
+        """Reset the per-open state once the capture is open; `fps` is what the capture reports."""
 
     def close(self) -> None:
         if self._cap is not None:
@@ -154,64 +148,12 @@ class VideoSource:
     def is_open(self) -> bool:
         return self._cap is not None
 
-    def __enter__(self) -> VideoSource:
+    def __enter__(self) -> Self:
         self.open()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _first_frame(self) -> np.ndarray:
-        """Decode a file's first picture at open, so a file that opens but holds no decodable video (truncated,
-        corrupt, audio only) is refused with the fix instead of running without vision."""
-        assert self._cap is not None
-        ok, image = self._cap.read()
-        if not ok or image is None:
-            self.close()
-            raise SourceOpenError(
-                f"--camera {self.uri}: no video frame decodes (truncated, corrupt or audio only); re-encode it "
-                f"(e.g. `ffmpeg -i {self.uri} -c:v libx264 out.mp4`), or pass --camera none"
-            )
-        return image
-
-    def _check_exists(self) -> None:
-        uri = self.uri
-        if uri.kind in (CameraKind.FILE, CameraKind.DEVICE):
-            assert uri.path is not None
-            if not uri.path.exists():
-                what = "no such file" if uri.is_file else "no such device"
-                raise SourceNotFoundError(f"--camera {uri}: {what}; {cameras_hint()}")
-            if uri.is_file and uri.path.is_dir():
-                raise SourceOpenError(f"--camera {uri} is a directory: pass a video file inside it")
-        if uri.kind is CameraKind.INDEX and sys.platform.startswith("linux"):
-            import os
-
-            if not os.path.exists(f"/dev/video{uri.index}"):
-                raise SourceNotFoundError(f"--camera {uri}: no /dev/video{uri.index}; {cameras_hint()}")
-
-    def _open_capture(self) -> cv2.VideoCapture:
-        uri, cfg = self.uri, self.config
-        if uri.kind is CameraKind.INDEX:
-            cap = cv2.VideoCapture(uri.index)
-        elif uri.kind is CameraKind.DEVICE:
-            cap = cv2.VideoCapture(str(uri.path))
-        else:  # file or stream through FFmpeg, whose interrupt callback enforces these timeouts
-            target = str(uri.path) if uri.is_file else str(uri.url)
-            params = [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(cfg.open_timeout_s * 1000),
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(cfg.read_timeout_s * 1000),
-            ]  # fmt: skip
-            cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
-        if not cap.isOpened():
-            cap.release()
-            raise SourceOpenError(_open_failure(uri))
-        if uri.kind in (CameraKind.INDEX, CameraKind.DEVICE):
-            requests = ((cv2.CAP_PROP_FRAME_WIDTH, cfg.width), (cv2.CAP_PROP_FRAME_HEIGHT, cfg.height),
-                        (cv2.CAP_PROP_FPS, cfg.fps))  # fmt: skip
-            for prop, value in requests:
-                if value is not None and not cap.set(prop, value):
-                    logger.warning("camera %s refused property %d=%s; using its own", uri, prop, value)
-        return cap
 
     # -- reading ---------------------------------------------------------------------------------------------
     def read(self, timeout_s: float = 1.0) -> VideoFrame:
@@ -219,9 +161,11 @@ class VideoSource:
         failing device; raises SourceError only if called before open()."""
         if self._cap is None:
             raise SourceOpenError(f"video source {self.uri} is not open: call open() first")
-        if self.uri.is_file:
-            return self._read_file(timeout_s)
-        return self._read_live()
+        return self._read(timeout_s)
+
+    @abc.abstractmethod
+    def _read(self, timeout_s: float) -> VideoFrame:
+        """read() of an open source."""
 
     def _status(self, status: ReadStatus, t_ns: int | None = None) -> VideoFrame:
         if status is ReadStatus.TIMEOUT:
@@ -229,62 +173,6 @@ class VideoSource:
         elif status is ReadStatus.ERROR:
             self.stats.errors += 1
         return VideoFrame(status, None, time.monotonic_ns() if t_ns is None else t_ns, self._seq)
-
-    def _read_live(self) -> VideoFrame:
-        assert self._cap is not None
-        start = time.monotonic()
-        grabbed = self._cap.grab()
-        t_ns = time.monotonic_ns()
-        image = self._cap.retrieve()[1] if grabbed else None
-        if time.monotonic() - start >= 0.8 * self.config.read_timeout_s:
-            self._stalled = True
-        if image is None:
-            # FFmpeg's interrupt callback ends a stalled read after read_timeout_s; the decoder may flush
-            # a few buffered frames before reads fail (measured), so a failure after a stall is a TIMEOUT. The
-            # capture stays broken until reopened: the owner reopens after a few TIMEOUTs in a row.
-            return self._status(ReadStatus.TIMEOUT if self._stalled else ReadStatus.ERROR)
-        media = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self.uri.kind is CameraKind.STREAM else None
-        return self._emit(image, t_ns, media)
-
-    def _read_file(self, timeout_s: float) -> VideoFrame:
-        if self._ended:
-            return self._status(ReadStatus.EOS)
-        if self._pending is None:
-            image = self._decode_next()
-            if image is None:
-                return self._status(ReadStatus.EOS if self._ended else ReadStatus.ERROR)
-            self._pending = image
-        due = self._clock.due_ns(round(self._index * self._frame_ns))
-        if not self._clock.wait(due, timeout_s):
-            return self._status(ReadStatus.TIMEOUT)
-        image, self._pending = self._pending, None
-        self._index += 1
-        self._clock.emitted(due)
-        return self._emit(image, due, None)
-
-    def _decode_next(self) -> np.ndarray | None:
-        """The next picture of the file; at the end, EOS (`_ended`) or, with loop, the first picture of the
-        pass (the file is reopened by path, so one deleted or replaced meanwhile is noticed)."""
-        assert self._cap is not None
-        ok, image = self._cap.read()
-        if ok:
-            return image
-        if self._index == 0:
-            logger.error("video file %s yields no frames", self.uri)
-            return None
-        self.stats.passes += 1
-        if not self.config.replay.loop:
-            self._ended = True
-            return None
-        self._clock.next_pass(round(self._index * self._frame_ns))
-        self._index = 0
-        self._cap.release()
-        self._cap = cv2.VideoCapture(str(self.uri.path), cv2.CAP_FFMPEG)
-        ok, image = self._cap.read() if self._cap.isOpened() else (False, None)
-        if not ok:
-            logger.warning("video file %s could not be read again for the next loop pass", self.uri)
-            return None
-        return image
 
     def _emit(self, image: np.ndarray, t_ns: int, media_ms: float | None) -> VideoFrame:
         image = _as_bgr(image)
@@ -300,6 +188,15 @@ class VideoSource:
         return VideoFrame(ReadStatus.OK, image, t_ns, self._seq, frozen)
 
 
+def ffmpeg_capture(target: str, config: VideoSourceConfig) -> cv2.VideoCapture:
+    """A file or stream through FFmpeg, whose interrupt callback enforces the config's open/read timeouts."""
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(config.open_timeout_s * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(config.read_timeout_s * 1000),
+    ]  # fmt: skip
+    return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+
+
 def _as_bgr(image: np.ndarray) -> np.ndarray:
     """BGR uint8 (H, W, 3) whatever the decoder gave (grey or BGRA from some devices)."""
     if image.dtype != np.uint8:
@@ -309,11 +206,3 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
-
-
-def _open_failure(uri: CameraUri) -> str:
-    if uri.kind is CameraKind.STREAM:
-        return f"--camera {uri}: cannot open the stream (unreachable, refused or timed out); check the URL"
-    if uri.is_file:
-        return f"--camera {uri}: OpenCV/FFmpeg cannot decode this file; convert it (e.g. to H.264 MP4)"
-    return f"--camera {uri}: cannot open the camera (busy or no permission: check `groups` for 'video')"

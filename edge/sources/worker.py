@@ -25,11 +25,13 @@ from edge.sources.audio import AudioSource, AudioSourceStats
 from edge.sources.buffers import AudioRing, LatestSlot
 from edge.sources.errors import SourceConfigError, SourceError
 from edge.sources.types import SAMPLE_RATE, AudioChunk, ReadStatus, VideoFrame, empty_chunk
+from edge.sources.uri import CameraUri, MicUri
 from edge.sources.video import VideoSource, VideoSourceStats
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T", VideoFrame, AudioChunk)
+T_co = TypeVar("T_co", VideoFrame, AudioChunk, covariant=True)  # what a source's read() returns
 
 
 class ModalityState(enum.Enum):
@@ -98,12 +100,15 @@ class WorkerStats:
     source: VideoSourceStats | AudioSourceStats
 
 
-class _Source(Protocol[T]):  # what a worker needs of VideoSource / AudioSource
-    uri: object
+class _Source(Protocol[T_co]):  # what a worker needs of VideoSource / AudioSource
+    @property
+    def uri(self) -> CameraUri | MicUri: ...
+    @property
+    def stats(self) -> VideoSourceStats | AudioSourceStats: ...
 
     def open(self) -> None: ...
     def close(self) -> None: ...
-    def read(self, timeout_s: float = ...) -> T: ...
+    def read(self, timeout_s: float = ...) -> T_co: ...
 
     @property
     def is_open(self) -> bool: ...
@@ -113,7 +118,7 @@ class _CaptureWorker(Generic[T]):
     modality = "?"
 
     def __init__(self, source: _Source[T], config: WorkerConfig | None = None) -> None:
-        self.source = source
+        self.source: _Source[T] = source
         self.config = config or WorkerConfig()
         self.error: BaseException | None = None  # an unexpected exception that ended the thread
         self._stop = threading.Event()
@@ -173,9 +178,9 @@ class _CaptureWorker(Generic[T]):
     @property
     def state(self) -> ModalityState:
         state = self._state
-        if state in (ModalityState.LIVE, ModalityState.STARTING):
-            if time.monotonic() - self._last_ok > self.config.absent_after_s:
-                return ModalityState.ABSENT
+        stale = time.monotonic() - self._last_ok > self.config.absent_after_s
+        if state in (ModalityState.LIVE, ModalityState.STARTING) and stale:
+            return ModalityState.ABSENT
         return state
 
     # -- thread ----------------------------------------------------------------------------------------------
@@ -278,13 +283,15 @@ class _CaptureWorker(Generic[T]):
             return ReadStatus.ERROR
         return ReadStatus.TIMEOUT
 
-    def _stats(self, dropped: int, policy: str, depth: float, source_stats: object) -> WorkerStats:
+    def _stats(
+        self, dropped: int, policy: str, depth: float, source_stats: VideoSourceStats | AudioSourceStats
+    ) -> WorkerStats:
         c = self._counts
         return WorkerStats(
             state=self.state, items=c["items"], dropped=dropped, drop_policy=policy, queue_depth=depth,
             timeouts=c["timeouts"], errors=c["errors"], failures=c["failures"],
             reopen_attempts=c["reopen_attempts"], recoveries=c["recoveries"],
-            recent_backoff_s=tuple(self._delays), source=source_stats.snapshot(),  # type: ignore[attr-defined]
+            recent_backoff_s=tuple(self._delays), source=source_stats.snapshot(),
         )  # fmt: skip
 
 
@@ -327,7 +334,7 @@ class AudioWorker(_CaptureWorker[AudioChunk]):
         # each step logged at DEBUG: a device library that blocks shows where (see AudioSource.close)
         logger.debug("audio reopen: closing %s", self.source.uri)
         self.source.close()
-        if not self.source.uri.is_file:  # type: ignore[attr-defined]
+        if not self.source.uri.is_file:
             logger.debug("audio reopen: rescanning devices")
             devices.rescan_audio()  # PortAudio lists devices only at initialisation; a returning one is new
         logger.debug("audio reopen: opening %s", self.source.uri)

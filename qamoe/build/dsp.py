@@ -27,7 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from edge.features.cpu_isa import cpu_features
-from edge.features.dsp_native import DSP_ABI, DSP_ARTIFACT, SOURCE, NativeOrderStats, load_library
+from edge.features.dsp_native import (
+    DSP_ABI,
+    DSP_ARTIFACT,
+    SOURCE,
+    NativeHopAnalyser,
+    NativeOrderStats,
+    load_library,
+)
 from edge.manifest import Artifact
 from qamoe.build.errors import BuildError, ParityError
 from qamoe.build.runner import ArtifactSpec, BuildContext, record
@@ -155,13 +162,13 @@ def _blocks(stream: np.ndarray, seg_len: int, block: int, left: int) -> list[np.
 
 def parity(library: Path) -> dict[str, float]:
     """Worst differences, native vs numpy, per output (see TOLERANCES); ParityError past a tolerance."""
-    from edge.features.audio import AudioFeatureConfig
+    from edge.features.audio_config import AudioFeatureConfig
     from edge.features.audio_dsp import HopAnalyser
     from qamoe.build.vad import parity_streams
 
     cfg = AudioFeatureConfig()
     lib = load_library(library)
-    ref, nat = HopAnalyser(cfg), HopAnalyser(cfg, lib)
+    ref, nat = HopAnalyser(cfg), NativeHopAnalyser(cfg, lib)
     seg_len = ref.left + cfg.block_samples + ref.right
     names = ("mfcc", "log_mel", "power", "energy_db", "zcr", "f0", "vprob", "voiced")
     worst = dict.fromkeys([k for k in TOLERANCES if k != "voiced_flips"], 0.0)

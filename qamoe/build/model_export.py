@@ -1,12 +1,15 @@
 """The model stage's work (torch side): load the checkpoint, export, check, compare, build the plan.
 
-Kept apart from `qamoe.build.model_engine` so that building the stage list, computing its key and `--check`
-never import torch.
+Kept apart from `qamoe.build.model_engine` (which imports this module to run it), with torch, onnx and the
+qamoe modules that need them imported only inside the functions that use them, so that building the stage
+list, computing its key and `--check` never import torch.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,25 +18,21 @@ from typing import Any
 import numpy as np
 
 from edge.backends.base import BackendConfig
+from edge.backends.contract import check_io_names
 from edge.backends.plan_key import PLAN_KIND, PlanKey
 from edge.backends.probe import Environment
 from edge.features.spec import FEATURE_SPEC_FORMAT
-from edge.manifest import Artifact
-from qamoe.build.errors import BuildConfigError, ConversionError
-from qamoe.build.model_engine import (
+from edge.manifest import MANIFEST_NAME, Artifact, load_manifest
+from qamoe.build.engine_config import (
+    MODEL_NAME,
     ONNX_REL,
     STREAMS,
     EngineBuildConfig,
-    check_parity,
-    manifest_spec_section,
-    max_abs_diff,
-    place,
-    record_onnx,
-    stage_tmpdir,
     weights_hash,
     window_geometry,
 )
-from qamoe.build.runner import ArtifactSpec, BuildContext, record
+from qamoe.build.errors import BuildConfigError, ConversionError, ParityError
+from qamoe.build.runner import ArtifactSpec, BuildContext, onnx_io, record
 
 log = logging.getLogger(__name__)
 
@@ -272,3 +271,43 @@ def _trt_parity(
     else:
         log.info("model: TensorRT %s vs torch max abs diff %.2e", precision, diff)
     return diff
+
+
+def stage_tmpdir(ctx: BuildContext) -> tempfile.TemporaryDirectory[str]:
+    cache = ctx.engines_dir / ".cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=".model-", dir=cache)
+
+
+def place(tmp_file: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(tmp_file, 0o644)
+    os.replace(tmp_file, dest)
+
+
+def record_onnx(ctx: BuildContext, extra: Mapping[str, Any]) -> Artifact:
+    inputs, outputs = onnx_io(ctx.asset_path(ONNX_REL))
+    check_io_names([t.name for t in inputs], [t.name for t in outputs], source=ONNX_REL)
+    return record(ctx, ArtifactSpec(MODEL_NAME, "onnx", ONNX_REL, None, inputs, outputs, dict(extra)))
+
+
+def max_abs_diff(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> float:
+    if set(a) != set(b):
+        raise ConversionError(f"outputs differ in names: {sorted(a)} vs {sorted(b)}")
+    return max(float(np.max(np.abs(np.asarray(a[k], np.float64) - b[k]), initial=0.0)) for k in a)
+
+
+def check_parity(what: str, diff: float, atol: float) -> None:
+    if not diff <= atol:  # also catches NaN
+        raise ParityError(
+            f"model: {what} max abs diff {diff:.2e} > {atol:.0e}: the export is wrong; not written"
+        )
+    log.info("model: %s max abs diff %.2e (<= %.0e)", what, diff, atol)
+
+
+def manifest_spec_section(ctx: BuildContext) -> Mapping[str, Any] | None:
+    path = ctx.engines_dir / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    section = load_manifest(path).sections.get("feature_spec")
+    return section if isinstance(section, Mapping) else None

@@ -174,16 +174,16 @@ class ArtifactSpec:
 def record(ctx: BuildContext, spec: ArtifactSpec) -> Artifact:
     """Hash the file or directory at `spec.path` into its manifest entry (the runner sets stage and key)."""
     target = ctx.asset_path(spec.path)
-    common = dict(
-        name=spec.name,
-        kind=spec.kind,
-        path=spec.path,
-        stage="",
-        source=spec.source,
-        inputs=spec.inputs,
-        outputs=spec.outputs,
-        extra=dict(spec.extra),
-    )
+    common = {
+        "name": spec.name,
+        "kind": spec.kind,
+        "path": spec.path,
+        "stage": "",
+        "source": spec.source,
+        "inputs": spec.inputs,
+        "outputs": spec.outputs,
+        "extra": dict(spec.extra),
+    }
     if target.is_dir():
         files = scan_directory(target)
         return Artifact(

@@ -29,7 +29,7 @@ class GLUExperts(nn.Module):
     def forward(self, u: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         # Written as plain MatMuls, not einsum: ONNX Runtime's CPU Einsum kernel costs several times a MatMul
         # at these shapes, and older TensorRT releases handle MatMul more reliably.
-        n_exp, in_dim, hidden = self.w_gate.shape
+        n_exp, _, hidden = self.w_gate.shape
         gate = nn.functional.silu(torch.matmul(u, _stack(self.w_gate)).reshape(-1, n_exp, hidden))
         value = torch.matmul(u, _stack(self.w_value)).reshape(-1, n_exp, hidden)
         x = self.drop(gate * value).transpose(0, 1)  # [E, B, H]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_fixtures import GRID, make_live_engines
+from tests.support.live_fixtures import GRID, make_live_engines
 
 CLIP = GRID / "id2_vcd_swwp2s.mpg"  # "set white with p two soon", 3 s, 25 fps, 360x288
 _ROWS: list[dict] = []

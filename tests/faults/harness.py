@@ -16,12 +16,12 @@ from typing import Any, Self
 import numpy as np
 
 from edge.pipeline.build import Components
-from edge.pipeline.runtime import LiveRuntime, RunOutcome
+from edge.pipeline.runtime import LiveRuntime, RunOutcome, capture_workers
 from edge.pipeline.session import Session
 from edge.pipeline.stages import WindowResult
 from edge.publish import Publisher, PublisherConfig, validate
 from edge.sources import AudioWorker, CameraUri, MicUri, ReplayConfig, VideoWorker, WorkerConfig
-from tests.live_fixtures import Collector
+from tests.support.live_fixtures import Collector
 
 NS = 1_000_000_000
 
@@ -69,14 +69,12 @@ class Live:
             return Session(windows=ws, publisher=self.pub, model=self.comps.model, source_id="faults",
                            on_result=lambda r, _body: self.results.append(r))  # fmt: skip
 
-        self.runtime = LiveRuntime(self.comps, session, self.camera, self.mic, replay=self.replay)
-        rt = self.runtime
-        if rt.video is not None and (self.wrap_video or self.worker):
-            source = self.wrap_video(rt.video.source) if self.wrap_video else rt.video.source
-            rt.video = VideoWorker(source, self.worker)
-        if rt.audio is not None and (self.wrap_audio or self.worker):
-            source = self.wrap_audio(rt.audio.source) if self.wrap_audio else rt.audio.source
-            rt.audio = AudioWorker(source, self.worker)
+        video, audio = capture_workers(self.camera, self.mic, replay=self.replay, worker=self.worker)
+        if video is not None and self.wrap_video is not None:
+            video = VideoWorker(self.wrap_video(video.source), self.worker)
+        if audio is not None and self.wrap_audio is not None:
+            audio = AudioWorker(self.wrap_audio(audio.source), self.worker)
+        self.runtime = LiveRuntime(self.comps, session, video, audio)
         self.stop_event = threading.Event()
         self.outcome: RunOutcome | None = None
         self.error: Exception | None = None

@@ -1,5 +1,5 @@
 """A virtual microphone the fault tests own: a private PulseAudio daemon started by tools/pulse_mic.sh (as CI and
-tests/pulse.py do), which a test can kill (the microphone disappears: its server is gone) and start again (it
+tests/support/pulse.py do), which a test can kill (the microphone disappears: its server is gone) and start again (it
 comes back). Never the CI-wide one: killing that would break other tests."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.pulse import TOOLS, _script, parse_env
+from tests.support.pulse import TOOLS, _script, parse_env
 
 
 @dataclass

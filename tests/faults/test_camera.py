@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.sources import VideoSource, parse_camera
+from edge.sources import CameraSource, VideoSource, parse_camera
 from tests.faults.harness import (
     NS,
     Live,
@@ -31,7 +31,7 @@ from tests.faults.harness import (
     present,
     sent_ns,
 )
-from tests.live_fixtures import REPO, free_endpoint
+from tests.support.live_fixtures import REPO, free_endpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 
@@ -177,7 +177,7 @@ class ResizingCapture:
         return getattr(self._cap, name)
 
 
-class ResizingSource(VideoSource):
+class ResizingSource(CameraSource):  # the netcam is a stream: a live CameraSource
     def _open_capture(self) -> cv2.VideoCapture:
         return ResizingCapture(super()._open_capture())  # type: ignore[return-value]
 

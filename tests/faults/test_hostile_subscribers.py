@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from edge.cli.liverun import LiveCommand, LiveRun
 from tests.faults.harness import check_stream
-from tests.live_fixtures import REPO, Collector, free_endpoint
+from tests.support.live_fixtures import REPO, free_endpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 
@@ -61,57 +61,44 @@ def _rss_mb(pid: int) -> float | None:
 
 def _run(engines: Path, clip: Path, attack: str | None) -> Run:
     endpoint = free_endpoint()
-    cmd = [sys.executable, "-m", "edge.cli.live", "--engines-dir", str(engines), "--endpoint", endpoint,
-           "--camera", "none", "--mic", str(clip), "--loop", "--duration", str(DURATION_S)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    published = threading.Event()
+    args = ("--camera", "none", "--mic", str(clip), "--loop", "--duration", str(DURATION_S))
     stamp: list[float] = []
 
-    def read_stderr() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if "publishing on" in line and not published.is_set():
-                stamp.append(time.monotonic())
-                published.set()
+    def published(line: str) -> None:
+        if "publishing on" in line and not stamp:
+            stamp.append(time.monotonic())
 
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
     peak = 0.0
     hostile = None
-    sub = None
-    try:
-        if not published.wait(START_TIMEOUT_S):
-            raise AssertionError(f"qamoe-live did not start publishing: {''.join(lines)[-2000:]}")
-        sub = Collector(endpoint)
-        deadline = time.monotonic() + 10
-        while not sub.messages and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        assert sub.messages, f"no message reached the well-behaved subscriber: {''.join(lines)[-2000:]}"
-        if attack is not None:
-            hostile = subprocess.Popen([sys.executable, "-m", "tests.faults.hostile", attack, endpoint,
-                                        str(DURATION_S)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-        while proc.poll() is None:
-            peak = max(peak, _rss_mb(proc.pid) or 0.0)
-            if time.monotonic() - stamp[0] > DURATION_S + 30:  # hung: the assertions below say so
-                proc.kill()
-                break
-            time.sleep(0.05)
-        exited = time.monotonic()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        messages = sub.stop(0.0) if sub is not None else []
-        done = ""
-        if hostile is not None:
-            try:
-                done = hostile.communicate(timeout=DURATION_S + 30)[0].strip()
-            finally:
-                hostile.kill()
-        reader.join(5)
-    return Run(proc.returncode, stamp[0], exited, peak, messages, "".join(lines), done)
+    with LiveRun(LiveCommand(args, engines_dir=engines, endpoint=endpoint), on_stderr=published) as run:
+        try:
+            run.wait(lambda: stamp, START_TIMEOUT_S, "the 'publishing on' line")
+            sub = run.record()
+            run.wait(lambda: sub.messages, 10, "a message at the well-behaved subscriber")
+            if attack is not None:
+                hostile = subprocess.Popen(
+                    [sys.executable, "-m", "tests.faults.hostile", attack, endpoint, str(DURATION_S)],
+                    cwd=REPO,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            while run.running:
+                peak = max(peak, _rss_mb(run.pid) or 0.0)
+                if time.monotonic() - stamp[0] > DURATION_S + 30:  # hung: the assertions below say so
+                    run.kill()
+                    break
+                time.sleep(0.05)
+            exited = time.monotonic()
+        finally:
+            run.kill()
+            outcome = run.finish(10, settle_s=0.0)
+            done = ""
+            if hostile is not None:
+                try:
+                    done = hostile.communicate(timeout=DURATION_S + 30)[0].strip()
+                finally:
+                    hostile.kill()
+    return Run(outcome.exit_code, stamp[0], exited, peak, outcome.messages, outcome.stderr, done)
 
 
 @pytest.fixture(scope="module")
@@ -132,22 +119,34 @@ def _gap_free(messages: list[tuple[str, dict]]) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("attack", ["oversize", "random", "churn", "garbage", "never_reads", "combined"])
-def test_hostile_subscribers_cost_the_node_nothing(engines: Path, clip: Path, undisturbed: Run, attack: str,
-                                                   record) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_subscribers_cost_the_node_nothing(
+    engines: Path, clip: Path, undisturbed: Run, attack: str, record
+) -> None:  # type: ignore[no-untyped-def]
     run = _run(engines, clip, attack)
     health = [b for t, b in run.messages if t.endswith("health")]
     guard = health[-1]["queues"].get("subscriber_guard", {}) if health else {}
-    record(attack=run.attack, peak_rss_mb=run.peak_rss_mb, undisturbed_rss_mb=undisturbed.peak_rss_mb,
-           over_duration_s=run.over_duration_s, undisturbed_over_duration_s=undisturbed.over_duration_s,
-           refused=guard.get("dropped"), messages=len(run.messages))
+    record(
+        attack=run.attack,
+        peak_rss_mb=run.peak_rss_mb,
+        undisturbed_rss_mb=undisturbed.peak_rss_mb,
+        over_duration_s=run.over_duration_s,
+        undisturbed_over_duration_s=undisturbed.over_duration_s,
+        refused=guard.get("dropped"),
+        messages=len(run.messages),
+    )
     assert run.exit_code == 0, run.stderr[-2000:]
     assert "Traceback" not in run.stderr, run.stderr[-2000:]
     counts = _gap_free(run.messages)
     assert counts.get("qamoe.v1.sentiment", 0) >= 10 and counts.get("qamoe.v1.health", 0) >= 5, counts
-    assert run.peak_rss_mb <= undisturbed.peak_rss_mb + RSS_MARGIN_MB, (run.peak_rss_mb, undisturbed.peak_rss_mb)
+    assert run.peak_rss_mb <= undisturbed.peak_rss_mb + RSS_MARGIN_MB, (
+        run.peak_rss_mb,
+        undisturbed.peak_rss_mb,
+    )
     # the attack delays the end by at most 1 s: the undisturbed run itself exits ~0.3-0.4 s after its duration
     # (closing devices and models), and on a loaded 2-core machine the attacker's own CPU slows that too
-    assert run.over_duration_s <= undisturbed.over_duration_s + DURATION_MARGIN_S, (run.over_duration_s,
-                                                                                    undisturbed.over_duration_s)
+    assert run.over_duration_s <= undisturbed.over_duration_s + DURATION_MARGIN_S, (
+        run.over_duration_s,
+        undisturbed.over_duration_s,
+    )
     if attack in ("random", "combined"):  # rule breakers are disconnected and counted
         assert guard.get("dropped", 0) > 0, guard

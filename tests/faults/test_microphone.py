@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.features.audio import AUDIO_FEATURE_NAMES
+from edge.features.audio_config import AUDIO_FEATURE_NAMES
 from edge.sources import parse_mic
 from tests.faults.harness import (
     NS,
@@ -30,7 +30,7 @@ from tests.faults.harness import (
     sent_ns,
 )
 from tests.faults.pulse_ctl import PrivateMic, read_wav, write_wav
-from tests.pulse import espeak_wav
+from tests.support.pulse import espeak_wav
 
 pytestmark = pytest.mark.slow
 

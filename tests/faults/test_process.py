@@ -16,41 +16,18 @@ from pathlib import Path
 import av
 import pytest
 
+from edge.cli.liverun import LiveCommand, LiveRun, run_to_end
 from tests.faults.harness import NS, check_stream, lost, now_ns, present, sent_ns
 from tests.faults.pulse_ctl import PrivateMic
-from tests.live_fixtures import REPO, Collector, free_endpoint
+from tests.support.live_fixtures import free_endpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 
 LIVE_TIMEOUT_S = 60.0  # model loading on a loaded 2-core machine
 
 
-def _live(engines: Path, endpoint: str, *args: str, **popen) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
-    cmd = [
-        sys.executable,
-        "-m",
-        "edge.cli.live",
-        "--engines-dir",
-        str(engines),
-        "--endpoint",
-        endpoint,
-        *args,
-    ]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-
-
-def _wait(predicate, proc: subprocess.Popen, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"qamoe-live exited ({proc.returncode}) while waiting for {what}: {proc.stderr.read()}"
-            )
-        time.sleep(0.02)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
+def _live(engines: Path, endpoint: str, *args: str, **options) -> LiveCommand:  # type: ignore[no-untyped-def]
+    return LiveCommand(args, engines_dir=engines, endpoint=endpoint, **options)
 
 
 def _one_line_error(err: str) -> str:
@@ -73,16 +50,16 @@ def test_publish_port_already_in_use(engines: Path, clip: Path, record) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "bound"
         t0 = time.monotonic()
-        proc = _live(engines, endpoint, "--video-file", str(clip))
-        _, err = proc.communicate(timeout=LIVE_TIMEOUT_S)
+        run = run_to_end(_live(engines, endpoint, "--video-file", str(clip)), LIVE_TIMEOUT_S)
         took = time.monotonic() - t0
         assert holder.poll() is None, "the process holding the port was disturbed"
     finally:
         holder.kill()
         holder.wait(5)
+    err = run.stderr
     line = _one_line_error(err)
-    record(exit_code=proc.returncode, exit_after_s=took, lost=0)
-    assert proc.returncode == 5, err
+    record(exit_code=run.exit_code, exit_after_s=took, lost=0)
+    assert run.exit_code == 5, err
     assert f"port {port} is already in use" in line and "--endpoint" in line
 
 
@@ -96,11 +73,13 @@ def test_out_file_cannot_be_written_at_start(
         (tmp_path / "file").write_text("")
         out = tmp_path / "file" / "out.mp4"
     t0 = time.monotonic()
-    proc = _live(engines, free_endpoint(), "--video-file", str(clip), "--out", str(out))
-    _, err = proc.communicate(timeout=LIVE_TIMEOUT_S)
-    record(exit_code=proc.returncode, exit_after_s=time.monotonic() - t0)
+    run = run_to_end(
+        _live(engines, free_endpoint(), "--video-file", str(clip), "--out", str(out)), LIVE_TIMEOUT_S
+    )
+    record(exit_code=run.exit_code, exit_after_s=time.monotonic() - t0)
+    err = run.stderr
     line = _one_line_error(err)
-    assert proc.returncode == 6, err
+    assert run.exit_code == 6, err
     assert str(out) in line and "--out" in line
     assert sorted(p.name for p in tmp_path.rglob("*")) == ([] if where == "missing-dir" else ["file"])
 
@@ -109,19 +88,19 @@ def test_out_file_fails_mid_run(engines: Path, clip: Path, tmp_path: Path, recor
     # a file-size limit (RLIMIT_FSIZE) makes the writes fail part-way, as a full disk does; OpenCV's writer does
     # not report it, the check before the rename does. The windows are published regardless.
     out = tmp_path / "out.mp4"
-    endpoint = free_endpoint()
-    sub = Collector(endpoint)
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
 
-    proc = _live(engines, endpoint, "--video-file", str(clip), "--fast", "--out", str(out), preexec_fn=limit)
-    _, err = proc.communicate(timeout=LIVE_TIMEOUT_S)
-    msgs = sub.stop()
+    command = _live(
+        engines, free_endpoint(), "--video-file", str(clip), "--fast", "--out", str(out), preexec=limit
+    )
+    run = run_to_end(command, LIVE_TIMEOUT_S, record=True)
+    msgs, err = run.messages, run.stderr
     line = _one_line_error(err)
     sentiment = [b for t, b in msgs if t.endswith("sentiment")]
-    record(exit_code=proc.returncode, windows=len(sentiment), lost=lost(msgs))
-    assert proc.returncode == 6, err
+    record(exit_code=run.exit_code, windows=len(sentiment), lost=lost(msgs))
+    assert run.exit_code == 6, err
     assert "out.mp4" in line and "nothing was written" in line
     assert list(tmp_path.iterdir()) == [], "a half-written file was left behind"
     check_stream(msgs)
@@ -131,28 +110,20 @@ def test_out_file_fails_mid_run(engines: Path, clip: Path, tmp_path: Path, recor
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_signal_mid_window(engines: Path, clip: Path, tmp_path: Path, sig: int, code: int, record) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "annotated.mp4"
-    endpoint = free_endpoint()
-    sub = Collector(endpoint)
-    proc = _live(engines, endpoint, "--video-file", str(clip), "--out", str(out))
-    try:
-        first = _wait(lambda: sub.of("sentiment"), proc, LIVE_TIMEOUT_S, "a first window")
+    with LiveRun(
+        _live(engines, free_endpoint(), "--video-file", str(clip), "--out", str(out)), record=True
+    ) as run:
+        first = run.wait(lambda: run.of("sentiment"), LIVE_TIMEOUT_S, "a first window")
         # mid-window: a quarter hop after a window was published (the next one is half-way through its lateness)
         n = len(first)
-        _wait(lambda: len(sub.of("sentiment")) > n, proc, 5, "the next window")
+        run.wait(lambda: len(run.of("sentiment")) > n, 5, "the next window")
         time.sleep(0.125)
-        t0 = time.monotonic()
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=10)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    msgs = sub.stop()
+        outcome = run.stop(sig, timeout_s=10)
+    msgs, err, took = outcome.messages, outcome.stderr, outcome.stop_s
     check_stream(msgs)
-    record(exit_code=proc.returncode, stop_s=took, lost=lost(msgs))
-    assert proc.returncode == code, err
-    assert took < 2.0, f"took {took:.2f} s to stop"
+    record(exit_code=outcome.exit_code, stop_s=took, lost=lost(msgs))
+    assert outcome.exit_code == code, err
+    assert took is not None and took < 2.0, f"took {took} s to stop"
     assert "Traceback" not in err
     assert all(b["valid"] for t, b in msgs if t.endswith("sentiment"))
     # the recording ends with the signal: complete, playable, nothing else left
@@ -173,38 +144,31 @@ def mic_loss(health: dict) -> int:
 
 
 def test_process_stalled_microphone_overflows(engines: Path, mic: PrivateMic, record) -> None:  # type: ignore[no-untyped-def]
-    endpoint = free_endpoint()
-    sub = Collector(endpoint)
-    proc = _live(engines, endpoint, "--camera", "none", "--mic", "pulse")  # PULSE_SERVER/SOURCE from mic_env
-    try:
-        _wait(lambda: len(sub.of("sentiment")) >= 2 and sub.of("health"), proc, LIVE_TIMEOUT_S, "going live")
+    command = _live(engines, free_endpoint(), "--camera", "none", "--mic", "pulse")  # PULSE_* from mic_env
+    with LiveRun(command, record=True) as run:
+        run.wait(lambda: len(run.of("sentiment")) >= 2 and run.of("health"), LIVE_TIMEOUT_S, "going live")
         # loss counted before the stall (a start-up xrun on a loaded machine): the stall's loss comes on top.
         # CI once took the first bulletin after SIGCONT that showed any loss, 537 samples from before the
         # stall, 0.01 s after SIGCONT and before the callback had seen the gap.
-        before = mic_loss(sub.of("health")[-1])
-        proc.send_signal(signal.SIGSTOP)  # starved: nothing of it runs, the microphone keeps delivering
+        before = mic_loss(run.of("health")[-1])
+        run.send_signal(signal.SIGSTOP)  # starved: nothing of it runs, the microphone keeps delivering
         t_stop = now_ns()
         time.sleep(3.0)
-        proc.send_signal(signal.SIGCONT)
+        run.send_signal(signal.SIGCONT)
         t_cont = now_ns()
 
         def counted() -> dict | None:
-            for b in sub.of("health"):
+            for b in run.of("health"):
                 if sent_ns(b) > t_cont and mic_loss(b) - before >= 2.0 * 16_000:
                     return b
             return None
 
         # what the 3 s stall cost the microphone, counted in samples (16 kHz): about the whole stall
-        health = _wait(counted, proc, 5, "health counting >= 2 s of the microphone's samples lost in the stall")
-        resumed = _wait(lambda: [b for b in sub.of("sentiment") if sent_ns(b) > t_cont + 2 * NS], proc, 10,
-                        "windows after the stall")  # fmt: skip
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    msgs = sub.stop()
+        health = run.wait(counted, 5, "health counting >= 2 s of the microphone's samples lost in the stall")
+        resumed = run.wait(lambda: [b for b in run.of("sentiment") if sent_ns(b) > t_cont + 2 * NS], 10,
+                           "windows after the stall")  # fmt: skip
+        outcome = run.stop(signal.SIGINT, timeout_s=10)
+    msgs, err = outcome.messages, outcome.stderr
     counts = check_stream(msgs)  # the windows due during the stall were published at once, in order
     q = health["queues"]
     stalled = [
@@ -213,7 +177,7 @@ def test_process_stalled_microphone_overflows(engines: Path, mic: PrivateMic, re
     record(detect_health_s=(sent_ns(health) - t_cont) / NS, lost=lost(msgs),
            ring_dropped_samples=q["microphone_device"]["dropped"], gap_samples=q["microphone_gaps"]["dropped"],
            windows_in_stall=len(stalled), stall_loss_samples=mic_loss(health) - before)  # fmt: skip
-    assert proc.returncode == 130, err
+    assert outcome.exit_code == 130, err
     assert "Traceback" not in err and lost(msgs) == 0
     assert len(stalled) >= 4, "the windows that fell due during the stall must still be published"
     assert all(b["valid"] for t, b in msgs if t.endswith("sentiment"))

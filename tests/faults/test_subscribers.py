@@ -21,7 +21,7 @@ import zmq
 
 from edge.sources import ReplayConfig, parse_mic
 from tests.faults.harness import NS, Live, check_stream, lost, now_ns, sent_ns
-from tests.live_fixtures import REPO, Collector
+from tests.support.live_fixtures import REPO, Collector
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 

@@ -1,0 +1,381 @@
+"""Recorded clips -> model inputs, with the live extractors and the live window assembler (numpy + ORT only).
+
+One implementation for training and serving: a clip goes through the same `AudioFeatureExtractor`,
+`VisualFeatureExtractor` (+ its 10 Hz `FrameSampler`), `TextEncoder` and `Transcriber` as the live runtime,
+and is cut into one window by `edge.windows.WindowAssembler`, the object that cuts the live windows.
+
+Which window. The live model reads a window that ends "now", audio and vision over the last `window_s`
+seconds and text from the words that ended within `context_s` before that. A training utterance is shown the
+same way, as the window that ends when the utterance does:
+  end   = the end of the last speech + `speech_pad_s` (`end_at="speech"`, default), where speech is the
+          audio extractor's own Silero VAD column (`vad_speech_prob` >= `speech_threshold`) and, with ASR
+          text, the end of the last recognised word; no speech detected, or `end_at="clip"`: the clip's end.
+          The pad (0.25 s, half a hop) is the silence the live window nearest an utterance's end holds on
+          average. `end` is never past the clip and falls on the 40 ms audio frame grid, so every audio slot
+          holds exactly one frame (a partial last frame is left out);
+  audio  and vision slots cover [end - window_s, end); a clip shorter than that leaves the early slots
+          masked, exactly as the live window does in the first seconds after start-up;
+  text  gold: the transcript, `TextEncoder.encode_text` (its last `max_steps` tokens; from_asr = 0);
+          "asr": the Transcriber's words on the clip's audio, those ending within `context_s` before `end`
+          (the assembler's rule), `TextEncoder.encode_words` (from_asr = 1).
+The audio extractor runs over the whole clip from its first sample, so its stateful columns (the VAD's LSTM,
+the 3 s SNR tracker) have the history they would have live. Vision samples the 10 Hz grid anchored at the
+window's start (tick k at start + k * 100 ms, the start of slot k); frames before the window are decoded
+but not analysed.
+
+Time. The first audio sample is t = 0; video frames are timed by the container (`CAP_PROP_POS_MSEC`, which
+OpenCV counts from the video stream's start) or, where that does not advance, by frame index / fps. A
+difference between the audio and video streams' start times in the container is not corrected.
+Decoding: audio with PyAV (`edge.asr.load_audio_16k`), video with OpenCV. A file that cannot be read is a
+`ClipReadError`; callers that batch clips skip it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from edge.asr import AsrConfig, AsrInputError, Transcriber, Word, load_audio_16k, words_text
+from edge.features.audio import AudioFeatureExtractor, AudioFrames
+from edge.features.spec import STREAMS, FeatureSpec, FeatureSpecError
+from edge.features.text import TextEncoder
+from edge.features.visual import VISION_COLUMNS, VisualFeatureExtractor, VisualFrame
+from edge.vocab import NS
+from edge.windows import StreamGeometry, WindowAssembler, WindowConfig
+from qamoe.errors import ConfigError, QAMoEError
+
+logger = logging.getLogger(__name__)
+
+ASR = "asr"  # the `transcript` argument that asks for the live ASR instead of a gold transcript
+EndAt = Literal["speech", "clip"]
+AudioInput = np.ndarray | str | os.PathLike[str] | None
+
+
+class OfflineError(QAMoEError):
+    """Base of offline extraction's errors; each message names the fix (exit 1 under `qamoe.cli.run_main`)."""
+
+
+class OfflineConfigError(OfflineError, ConfigError):
+    """An invalid `OfflineConfig`, or extractors that do not produce the feature spec (a ConfigError: exit
+    2)."""
+
+
+class ClipReadError(OfflineError):
+    """A clip's file is missing, unreadable or holds nothing to extract (skip it, or repair the file)."""
+
+
+@dataclass(frozen=True)
+class OfflineConfig:
+    """How a recorded clip is cut into one window (see the module docstring)."""
+
+    end_at: EndAt = "speech"
+    speech_pad_s: float = 0.25
+    speech_threshold: float = 0.5
+    max_clip_s: float = 600.0  # longer is a whole recording passed by mistake, not an utterance
+    default_fps: float = 25.0  # for containers that state no frame rate
+
+    def __post_init__(self) -> None:
+        if self.end_at not in ("speech", "clip"):
+            raise OfflineConfigError(f"end_at={self.end_at!r}: use 'speech' (default) or 'clip'")
+        if not 0 <= self.speech_pad_s <= 2:
+            raise OfflineConfigError(f"speech_pad_s={self.speech_pad_s}: use [0, 2] seconds (default 0.25)")
+        if not 0 < self.speech_threshold < 1:
+            raise OfflineConfigError(f"speech_threshold={self.speech_threshold} must lie in (0, 1), e.g. 0.5")
+        if not self.max_clip_s > 0 or not 0 < self.default_fps <= 1000:
+            raise OfflineConfigError("max_clip_s must be > 0 and default_fps in (0, 1000]")
+
+
+@dataclass(frozen=True, eq=False)
+class StreamFeatures:
+    """One stream of a window: values [max_steps, dim] float32 (zeros where masked), mask [max_steps] bool."""
+
+    values: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClipStats:
+    """Where the window fell in the clip and what was decoded (times in seconds from the first sample)."""
+
+    duration_s: float
+    window_start_s: float
+    window_end_s: float
+    speech_end_s: float | None  # None: no speech detected (or end_at="clip")
+    audio_frames: int
+    video_frames: int  # frames decoded
+    n_words: int  # words in the transcript used
+
+
+@dataclass(frozen=True, eq=False)
+class ClipFeatures:
+    """The model's inputs for one clip, per stream (`streams[name]` for name in text, audio, vision)."""
+
+    streams: dict[str, StreamFeatures]
+    transcript: str
+    transcript_source: Literal["gold", "asr", "none"]
+    stats: ClipStats
+
+
+@dataclass(frozen=True)
+class Extractors:
+    """The live extractors, built once and reused across clips (they hold ORT / CTranslate2 sessions)."""
+
+    audio: AudioFeatureExtractor
+    visual: VisualFeatureExtractor
+    text: TextEncoder
+    asr: Transcriber | None = None
+
+    @classmethod
+    def create(
+        cls, *, asr: bool = False, asr_config: AsrConfig | None = None,
+        engines_dir: str | os.PathLike[str] | None = None,
+    ) -> Extractors:
+        """Default extractors from the built engines; `asr=True` also loads the Transcriber."""
+        transcriber = Transcriber(asr_config, engines_dir) if asr else None
+        return cls(AudioFeatureExtractor(engines_dir=engines_dir), VisualFeatureExtractor(engines_dir=engines_dir),
+                   TextEncoder(engines_dir=engines_dir), transcriber)
+
+    def check(self, spec: FeatureSpec) -> None:
+        """Raise OfflineConfigError unless these extractors produce exactly `spec`'s streams."""
+        audio_cfg, text_cfg = self.audio.config, self.text.config
+        # stream -> (rate_hz, max_steps, columns, context_s); None where the extractor does not fix it
+        produced = {
+            "text": (None, text_cfg.max_steps, self.text.columns, text_cfg.context_s),
+            "audio": (audio_cfg.sample_rate / audio_cfg.frame_samples, None, self.audio.names, None),
+            "vision": (self.visual.config.rate_hz, None, VISION_COLUMNS, None),
+        }
+        for name, (rate, steps, columns, context) in produced.items():
+            want = spec.stream(name)
+            checks = {
+                "rate_hz": rate is None or math.isclose(rate, want.rate_hz or 0.0),
+                "max_steps": steps is None or steps == want.max_steps,
+                "columns": tuple(columns) == want.columns,
+                "context_s": context is None or math.isclose(context, want.context_s or 0.0),
+            }
+            bad = [what for what, ok in checks.items() if not ok]
+            if bad:
+                raise OfflineConfigError(
+                    f"the {name} extractor does not produce the feature spec ({', '.join(bad)} differ): "
+                    "build the extractors with the spec's settings, or use the spec they produce"
+                )
+
+
+def extract_clip(
+    video: str | os.PathLike[str] | None,
+    audio: AudioInput,
+    transcript: str | None,
+    *,
+    spec: FeatureSpec,
+    extractors: Extractors,
+    config: OfflineConfig | None = None,
+) -> ClipFeatures:
+    """One window of model inputs for a recorded clip (see the module docstring).
+
+    `audio`: mono float32 PCM at 16 kHz (see `edge.features.to_mono_16k`), a media file (often the same as
+    `video`), or None (audio masked). `transcript`: gold text, `ASR` ("asr") for the live ASR on the audio,
+    or None (text masked). Raises ClipReadError for files that cannot be read. Check the extractors against
+    the spec once (`extractors.check(spec)`) before a batch of clips."""
+    cfg = config if config is not None else OfflineConfig()
+    pcm = _load_pcm(audio)
+    words = _transcribe(pcm, transcript, extractors)
+    frames = extractors.audio.extract(pcm, 0) if pcm is not None else None
+    duration = _duration_ns(pcm, video, extractors, cfg)
+    frame_ns = extractors.audio.frame_period_ns
+    speech_end = _speech_end_ns(frames, words, frame_ns, cfg)
+    end = _window_end_ns(duration, speech_end, frame_ns if pcm is not None else None, cfg)
+    start = end - round(spec.window_s * NS)
+    asm = _assembler(spec, end - round(spec.hop_s * NS))  # its first window is [start, end)
+    if frames is not None:
+        for t, row in zip(frames.t_ns.tolist(), frames.values, strict=True):
+            asm.push("audio", t, row)
+    n_video = 0 if video is None else _push_vision(asm, Path(video), start, end, extractors.visual, cfg)
+    asm.push_words(words)
+    (window,) = asm.pop_ready(end)
+    streams = {name: StreamFeatures(window.feats[name], window.masks[name]) for name in ("audio", "vision")}
+    heard = list(window.words)
+    streams["text"], text, source = _text(transcript, heard, extractors.text)
+    stats = ClipStats(
+        duration_s=duration / NS, window_start_s=start / NS, window_end_s=end / NS,
+        speech_end_s=None if speech_end is None else speech_end / NS,
+        audio_frames=0 if frames is None else len(frames), video_frames=n_video, n_words=len(text.split()),
+    )
+    logger.debug("clip %s: %s", video if video is not None else "(pcm)", stats)
+    return ClipFeatures(streams={s: streams[s] for s in STREAMS}, transcript=text, transcript_source=source,
+                        stats=stats)
+
+
+def _transcribe(pcm: np.ndarray | None, transcript: str | None, extractors: Extractors) -> list[Word]:
+    if transcript != ASR:
+        return []
+    if pcm is None or extractors.asr is None:
+        raise OfflineConfigError(
+            "transcript='asr' needs audio and Extractors.create(asr=True); pass a gold transcript otherwise"
+        )
+    return extractors.asr.transcribe(pcm, 0)
+
+
+def _duration_ns(pcm: np.ndarray | None, video: str | os.PathLike[str] | None, extractors: Extractors,
+                 cfg: OfflineConfig) -> int:
+    """The clip's length: the audio's whole 40 ms frames (a partial last one left out), else the video's."""
+    if pcm is not None:
+        frame = extractors.audio.config.frame_samples
+        duration = pcm.shape[0] // frame * extractors.audio.frame_period_ns
+    elif video is not None:
+        duration = _video_duration_ns(Path(video), cfg)
+    else:
+        raise OfflineConfigError("extract_clip needs a video path and/or audio: pass at least one")
+    if not 0 < duration <= cfg.max_clip_s * NS:
+        raise ClipReadError(f"clip lasts {duration / NS:.3f} s: extraction takes 40 ms to max_clip_s="
+                            f"{cfg.max_clip_s} s; cut long recordings into utterances first")
+    return duration
+
+
+def _load_pcm(audio: AudioInput) -> np.ndarray | None:
+    if audio is None:
+        return None
+    if isinstance(audio, np.ndarray):
+        if audio.ndim != 1 or audio.dtype != np.float32:
+            raise OfflineConfigError(
+                f"audio PCM must be mono float32 at 16 kHz, got {audio.dtype} {audio.shape}: convert it with "
+                "edge.features.to_mono_16k(samples, rate)"
+            )
+        pcm = audio
+    else:
+        path = Path(audio)
+        if not path.is_file():
+            raise ClipReadError(f"no file at {path}: check the path")
+        try:
+            pcm = load_audio_16k(path)
+        except AsrInputError as exc:
+            raise ClipReadError(str(exc)) from exc
+    if pcm.size == 0:
+        what = "the PCM" if isinstance(audio, np.ndarray) else str(audio)
+        raise ClipReadError(f"{what} holds no audio samples: pass a clip with sound, or audio=None")
+    return pcm
+
+
+def _open_video(path: Path) -> cv2.VideoCapture:
+    if not path.is_file():
+        raise ClipReadError(f"no file at {path}: check the path")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ClipReadError(f"OpenCV cannot open {path} as video: the file is corrupt or not a video")
+    return cap
+
+
+def _frame_period_ns(cap: cv2.VideoCapture, cfg: OfflineConfig) -> float:
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return NS / (fps if math.isfinite(fps) and 0 < fps <= 1000 else cfg.default_fps)
+
+
+def _video_duration_ns(path: Path, cfg: OfflineConfig) -> int:
+    """A video-only clip's length: the last frame's time plus one frame period (decodes the whole file)."""
+    cap = _open_video(path)
+    period_ns = _frame_period_ns(cap, cfg)
+    times: list[int] = []
+    try:
+        while cap.grab():
+            times.append(_frame_time(cap, times, period_ns))
+    finally:
+        cap.release()
+    if not times:
+        raise ClipReadError(f"{path} holds no decodable video frames: the file is corrupt or not a video")
+    return times[-1] + round(period_ns)
+
+
+def _frame_time(cap: cv2.VideoCapture, earlier: list[int], period_ns: float) -> int:
+    """The container's time of the frame just grabbed, or one period after the previous frame where the
+    container's time does not advance (missing timestamps)."""
+    pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+    t = round(pos_ms * 1e6) if math.isfinite(pos_ms) else -1
+    if earlier and t <= earlier[-1]:
+        t = earlier[-1] + round(period_ns)
+    return max(t, 0)
+
+
+def _speech_end_ns(
+    frames: AudioFrames | None, words: list[Word], frame_ns: int, cfg: OfflineConfig
+) -> int | None:
+    """End of the last speech: the last audio frame the VAD calls speech, or the last ASR word's end."""
+    if cfg.end_at == "clip" or frames is None:
+        return None
+    speech = np.flatnonzero(frames.column("vad_speech_prob") >= cfg.speech_threshold)
+    ends = [int(frames.t_ns[speech[-1]]) + frame_ns] if speech.size else []
+    ends += [words[-1].end_ns] if words else []
+    return max(ends) if ends else None
+
+
+def _window_end_ns(duration: int, speech_end: int | None, frame_ns: int | None, cfg: OfflineConfig) -> int:
+    """Speech end + pad, never past the clip, rounded up to the audio frame grid (when there is audio)."""
+    if speech_end is None:
+        return duration
+    end = speech_end + round(cfg.speech_pad_s * NS)
+    if frame_ns is not None:
+        end = -(-end // frame_ns) * frame_ns
+    return min(duration, end)
+
+
+def _assembler(spec: FeatureSpec, start_ns: int) -> WindowAssembler:
+    config = WindowConfig(length_s=spec.window_s, hop_s=spec.hop_s, lateness_s=0.0,
+                          text_context_s=spec.text.context_s or 0.0, max_pending_windows=1)
+    geoms = [StreamGeometry(s, spec.stream(s).rate_hz or 0.0, spec.stream(s).max_steps, spec.stream(s).dim)
+             for s in ("audio", "vision")]
+    for g in geoms:
+        if not g.rate_hz:
+            raise FeatureSpecError(f"{g.name}: a framed stream needs rate_hz in the feature spec")
+    return WindowAssembler(config, geoms, start_ns)
+
+
+def _push_vision(asm: WindowAssembler, path: Path, start: int, end: int, visual: VisualFeatureExtractor,
+                 cfg: OfflineConfig) -> int:
+    """Decode `path` and push one `VisualFrame` per 10 Hz tick in [start, end); returns the frames decoded.
+    Frames too early to be any tick's nearest are decoded (`grab`) but not converted or analysed."""
+    sampler = visual.sampler(origin_ns=start)
+    reach = sampler.tolerance_ns + sampler.period_ns
+    cap = _open_video(path)
+    period_ns = _frame_period_ns(cap, cfg)
+    times: list[int] = []
+    try:
+        while cap.grab():
+            t = _frame_time(cap, times, period_ns)
+            times.append(t)
+            if t < start - reach:
+                continue
+            if t > end + reach:
+                break
+            ok, frame = cap.retrieve()
+            if ok:  # a frame that cannot be converted is a dropped frame: its ticks take a neighbour
+                _push_samples(asm, sampler.push(t, frame), end, visual)
+    finally:
+        cap.release()
+    if not times:
+        raise ClipReadError(f"{path} holds no decodable video frames: the file is corrupt or not a video")
+    _push_samples(asm, sampler.finish(), end, visual)
+    return len(times)
+
+
+def _push_samples(asm: WindowAssembler, samples: list[Any], end: int, visual: VisualFeatureExtractor) -> None:
+    for s in samples:
+        if s.tick_ns >= end:
+            continue
+        vf = visual.process(s.frame, s.tick_ns) if s.frame is not None else VisualFrame.absent(s.tick_ns)
+        asm.push("vision", s.tick_ns, vf.values, vf.present)
+
+
+def _text(transcript: str | None, words: list[Word], encoder: TextEncoder
+          ) -> tuple[StreamFeatures, str, Literal["gold", "asr", "none"]]:
+    if transcript == ASR:
+        values, mask = encoder.encode_words(words)
+        return StreamFeatures(values, mask), words_text(words), "asr"
+    if transcript is None:
+        values, mask = encoder.encode_text("")
+        return StreamFeatures(values, mask), "", "none"
+    values, mask = encoder.encode_text(transcript)
+    return StreamFeatures(values, mask), transcript, "gold"

@@ -1,0 +1,1 @@
+"""Integration tests: real engines, media, devices (virtual microphone), sockets and processes."""

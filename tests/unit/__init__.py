@@ -1,0 +1,1 @@
+"""Unit tests: in-process, no devices, no processes of qamoe-live, no built engines, no ../shared media."""
