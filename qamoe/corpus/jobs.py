@@ -88,16 +88,22 @@ def init_worker(asr: bool, asr_threads: int) -> None:
     _EXTRACTORS = Extractors.create(asr=asr, asr_config=config)
 
 
+def extractors() -> Extractors:
+    """This process's extractors, built by `init_worker` (also the initializer of other corpus jobs' pools)."""
+    if _EXTRACTORS is None:
+        raise RuntimeError("call init_worker in this process first")
+    return _EXTRACTORS
+
+
 def make_sample(job: SampleJob) -> SampleResult:
     """Speech for the text, then the live audio and text extractors (`init_worker` first)."""
-    assert _EXTRACTORS is not None, "init_worker first"
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         pcm = synthesize(job.text, job.voice)
         if job.raw is not None:
             pcm = corrupt_audio(pcm, job.raw, np.random.default_rng(job.raw_seed))
         clip = extract_clip(None, pcm, ASR if job.use_asr else job.text, spec=default_feature_spec(),
-                            extractors=_EXTRACTORS)
+                            extractors=extractors())
     except (SynthError, *CLIP_ERRORS) as e:
         return SampleResult(job.key, error=f"{type(e).__name__}: {e}")
     s = clip.streams

@@ -4,8 +4,9 @@
   synthetic:SEED       ... with another sensor/data seed
   mmsa:PATH[:DATASET]  an MMSA feature pickle (aligned_50.pkl / unaligned_50.pkl; trusted files only);
                        DATASET (mosi, mosei, sims) checks the feature dims
-  shards:DIR           qamoe feature shards (.npz) as written by tools/extract_features.py; the split of each
-                       shard is read from its metadata
+  shards:DIR[,DIR...]  qamoe feature shards (.npz) as written by tools/extract_features.py, build_corpus.py
+                       or build_affect_corpus.py; the split of each shard is read from its metadata; several
+                       folders (one feature spec) are joined split by split
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from qamoe.data.featureset import FeatureSet
 from qamoe.data.mmsa import DATASET_DIMS, load_mmsa_pickle
-from qamoe.data.shards import read_shard_meta, read_shards
+from qamoe.data.shards import concat_featuresets, read_shard_meta, read_shards
 from qamoe.data.synthetic import SyntheticConfig, make_benchmark
 from qamoe.errors import ConfigError, DataError
 
@@ -40,8 +41,17 @@ def load_source(spec: str) -> tuple[dict[str, FeatureSet], dict[str, Any]]:
             path, dataset = head, tail.lower()
         return load_mmsa_pickle(path, dataset), {"source": spec, "feature_spec": {"mmsa": dataset or "unchecked"}}
     if kind == "shards":
-        return _load_shards(Path(rest)), {"source": spec, "feature_spec": _shard_spec(Path(rest))}
-    raise ConfigError(f"unknown data source {spec!r}: use synthetic[:SEED], mmsa:PATH[:DATASET] or shards:DIR")
+        folders = [Path(p) for p in rest.split(",") if p]
+        if not folders:
+            raise ConfigError("shards needs a folder: shards:DIR[,DIR...]")
+        specs = [_shard_spec(d) for d in folders]
+        if any(s != specs[0] for s in specs[1:]):
+            raise DataError(f"{spec}: the folders hold features of different feature specs; rebuild them with one")
+        parts = [_load_shards(d) for d in folders]
+        joined = {split: concat_featuresets([p[split] for p in parts if split in p])
+                  for split in dict.fromkeys(s for p in parts for s in p)}  # fmt: skip
+        return joined, {"source": spec, "feature_spec": specs[0]}
+    raise ConfigError(f"unknown data source {spec!r}: use synthetic[:SEED], mmsa:PATH[:DATASET] or shards:DIR[,DIR]")
 
 
 def _load_shards(directory: Path) -> dict[str, FeatureSet]:

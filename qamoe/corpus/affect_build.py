@@ -1,0 +1,123 @@
+"""Real emotional speech through the live path into shards: each clip's audio through the live audio extractor,
+its text from the live ASR on that audio (what the runtime would see), vision absent (the clips are audio
+only: the live path of `qamoe-live --camera none`). One window per clip, the one that ends with its speech
+(`qamoe.corpus.offline.extract_clip`). Labels and splits: `qamoe.corpus.affect`.
+
+No input depends on the label: the audio is the clip, the text is what the ASR hears in it, vision is masked;
+the label only goes into the shard's label column (tests/integration/test_affect_corpus.py).
+
+Output folder (resumable: clips already in a shard are not made again; failures go to skipped.json):
+  `<split>-NNNNN.npz`   shards in the corpus format (`shards:OUT` for tools/train.py)
+  provenance.jsonl      one line per clip: key, dataset, speaker, emotion, label, split, transcript, window
+  extract.json          the options a re-run must match
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.features.spec import default_feature_spec
+from qamoe.corpus.affect import AffectClip
+from qamoe.corpus.extract_io import (
+    ShardSet,
+    check_run_options,
+    load_skipped,
+    progress,
+    sample_featureset,
+    save_skipped,
+)
+from qamoe.corpus.jobs import CLIP_ERRORS, extractors, init_worker
+from qamoe.corpus.offline import ASR, extract_clip
+from qamoe.modality import Modality
+
+logger = logging.getLogger(__name__)
+PROVENANCE = "provenance.jsonl"
+_WORKER_ASR_THREADS, _IN_PROCESS_ASR_THREADS, _CHUNKSIZE = 1, 2, 2
+
+
+@dataclass(frozen=True, eq=False)
+class ClipResult:
+    """One clip's three streams ((values, mask) each) and what the ASR heard, or why it failed."""
+
+    key: str
+    error: str | None = None
+    streams: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    transcript: str = ""
+    window_end_s: float = 0.0
+    duration_s: float = 0.0
+    seconds: float = 0.0
+
+
+def make_clip(path_and_key: tuple[str, str]) -> ClipResult:
+    """The clip's window through the live extractors (`init_worker(asr=True, ...)` first)."""
+    path, key = path_and_key
+    t0 = time.perf_counter()
+    try:
+        clip = extract_clip(None, path, ASR, spec=default_feature_spec(), extractors=extractors())
+    except CLIP_ERRORS as e:
+        return ClipResult(key, error=f"{type(e).__name__}: {e}")
+    streams = {name: (s.values, s.mask) for name, s in clip.streams.items()}
+    return ClipResult(key, streams=streams, transcript=clip.transcript,
+                      window_end_s=round(clip.stats.window_end_s, 3), duration_s=round(clip.stats.duration_s, 3),
+                      seconds=time.perf_counter() - t0)  # fmt: skip
+
+
+def run_clips(clips: list[AffectClip], workers: int) -> Iterator[ClipResult]:
+    """Results in the order of `clips` (shards are the same with 1 or N workers)."""
+    jobs = [(str(c.path), c.key) for c in clips]
+    if workers == 1:
+        init_worker(True, _IN_PROCESS_ASR_THREADS)
+        yield from map(make_clip, jobs)
+        return
+    ctx = multiprocessing.get_context("spawn")  # no inherited ORT / CTranslate2 threads
+    pool = ctx.Pool(workers, initializer=init_worker, initargs=(True, _WORKER_ASR_THREADS))
+    try:
+        yield from pool.imap(make_clip, jobs, chunksize=_CHUNKSIZE)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None, options: dict,
+          shard_size: int, checkpoint_every: int, created_by: str) -> dict[str, int]:
+    """Make the clips not yet in a shard of `out` (at most `limit` this run); returns counts made/skipped/done."""
+    out.mkdir(parents=True, exist_ok=True)
+    check_run_options(out, options)
+    shards = ShardSet(out, default_feature_spec(), shard_size=shard_size, checkpoint_every=checkpoint_every,
+                      created_by=created_by)  # fmt: skip
+    skipped = load_skipped(out)
+    todo = [c for c in clips if c.key not in shards.done and c.key not in skipped]
+    done_before = len(clips) - len(todo)
+    todo = todo[:limit] if limit is not None else todo
+    logger.info("%d clip(s) to make (%d already made or skipped)", len(todo), done_before)
+    by_key = {c.key: c for c in todo}
+    made = 0
+    try:
+        with (out / PROVENANCE).open("a", encoding="utf-8") as prov:
+            for r in progress(run_clips(todo, workers), total=len(todo), unit="clip"):
+                clip = by_key[r.key]
+                if r.error is not None or r.streams is None:
+                    skipped[r.key] = {"id": r.key, "path": str(clip.path), "reason": r.error or "no streams"}
+                    logger.warning("skipped %s: %s", r.key, r.error)
+                    continue
+                streams = {Modality(name): vm for name, vm in r.streams.items()}
+                shards.add(clip.split, sample_featureset(streams, clip.label, clip.key))
+                prov.write(json.dumps({
+                    "id": clip.key, "dataset": clip.dataset, "speaker": clip.speaker, "emotion": clip.emotion,
+                    "label": clip.label, "split": clip.split, "transcript": r.transcript,
+                    "window_end_s": r.window_end_s, "duration_s": r.duration_s, "seconds": round(r.seconds, 3),
+                }) + "\n")  # fmt: skip
+                made += 1
+    finally:
+        shards.flush()
+        save_skipped(out, skipped)
+    return {"made": made, "skipped": len(skipped), "done_before": done_before}

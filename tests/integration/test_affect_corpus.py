@@ -1,0 +1,72 @@
+"""Real emotional speech through the live path into shards (tools/build_affect_corpus.py, qamoe.corpus.affect_build):
+the shared corpora read complete and split by speaker, a few clips made end to end, and no input depends on the
+label."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qamoe.corpus.affect import read_clips, speakers_by_split
+from qamoe.corpus.affect_build import build
+from qamoe.data.shards import read_shards
+
+pytestmark = pytest.mark.shared
+
+
+def test_the_shared_corpora_read_complete_and_split_by_speaker(shared_dir: Path) -> None:
+    clips = read_clips(shared_dir / "data" / "affect")
+    by_dataset = {d: [c for c in clips if c.dataset == d] for d in ("ravdess", "emodb", "speech_va")}
+    assert len(by_dataset["ravdess"]) == 1440 - 192  # surprise (2 intensities x 2 statements x 2 reps x 24)
+    assert len(by_dataset["emodb"]) == 535 and len(by_dataset["speech_va"]) == 47
+    splits = speakers_by_split(clips)
+    for a in ("train", "valid", "test"):
+        for b in ("train", "valid", "test"):
+            if a < b:
+                assert not splits[a] & splits[b], (a, b, splits[a] & splits[b])
+    assert {"ravdess/21", "ravdess/24", "emodb/15", "emodb/16"} <= splits["test"]
+
+
+def _pick(clips: list) -> list:
+    """A happy and an angry clip of each split (RAVDESS and EmoDB alternately)."""
+    out = []
+    for i, split in enumerate(("train", "valid", "test")):
+        dataset = ("ravdess", "emodb")[i % 2]
+        for emotion in ("happy", "angry"):
+            out.append(next(c for c in clips if (c.split, c.dataset, c.emotion) == (split, dataset, emotion)))
+    return out
+
+
+def _build(clips: list, out: Path) -> dict:
+    return build(clips, out, workers=1, limit=None, options={"test": 1}, shard_size=100, checkpoint_every=10,
+                 created_by="tests")
+
+
+def test_clips_are_made_through_the_live_path_and_inputs_never_see_the_label(shared_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    clips = _pick(read_clips(shared_dir / "data" / "affect", ["ravdess", "emodb"]))
+    assert _build(clips, tmp_path / "a")["made"] == len(clips) == 6
+    labels = [c.label for c in clips]
+    permuted = [dataclasses.replace(c, label=lab) for c, lab in zip(clips, labels[::-1], strict=True)]
+    assert [c.label for c in permuted] != labels
+    _build(permuted, tmp_path / "b")
+    for split in ("train", "valid", "test"):
+        a, _ = read_shards(tmp_path / "a", split=split)
+        b, _ = read_shards(tmp_path / "b", split=split)
+        assert a.ids.tolist() == b.ids.tolist() and len(a) == 2
+        for m in a.feats:  # bit-identical inputs whatever the labels
+            np.testing.assert_array_equal(a.feats[m], b.feats[m])
+            np.testing.assert_array_equal(a.masks[m], b.masks[m])
+        want = {c.key: c.label for c in clips}
+        assert a.labels.tolist() == pytest.approx([want[i] for i in a.ids.tolist()])
+        assert not a.masks[next(m for m in a.masks if m.value == "vision")].any()  # audio-only clips
+        assert a.masks[next(m for m in a.masks if m.value == "audio")].any(axis=1).all()
+    prov = [json.loads(line) for line in (tmp_path / "a" / "provenance.jsonl").read_text().splitlines()]
+    ravdess = [p for p in prov if p["dataset"] == "ravdess"]
+    assert {p["emotion"] for p in prov} == {"happy", "angry"}
+    assert ravdess and all("door" in p["transcript"].lower() for p in ravdess), ravdess  # the live ASR heard it
+    assert _build(clips, tmp_path / "a")["made"] == 0  # resumed: nothing made twice

@@ -1,0 +1,78 @@
+"""Reading the real-affect corpora: file names -> emotion, valence target and a split by speaker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qamoe.corpus.affect import (
+    EMODB_SPLITS,
+    NEGATIVE,
+    POSITIVE,
+    RAVDESS_SPLITS,
+    VALENCE,
+    AffectClip,
+    emodb_clip,
+    ravdess_clip,
+    speakers_by_split,
+    speech_va_clips,
+    valence_of,
+)
+from qamoe.errors import ConfigError, DataError
+
+
+def test_ravdess_names_give_emotion_intensity_statement_and_actor() -> None:
+    c = ravdess_clip(Path("Actor_12/03-01-05-02-01-01-12.flac"))
+    assert c is not None
+    assert (c.key, c.emotion, c.label, c.speaker, c.split) == ("ravdess/03-01-05-02-01-01-12", "angry", -2.0,
+                                                                  "ravdess/12", "train")  # fmt: skip
+    assert c.text == "Kids are talking by the door"
+    normal = ravdess_clip(Path("03-01-03-01-02-02-23.flac"))
+    assert normal is not None and normal.label == pytest.approx(0.75 * 2.0) and normal.split == "test"
+    assert normal.text == "Dogs are sitting by the door"
+    assert ravdess_clip(Path("03-01-08-02-01-01-01.flac")) is None  # surprise: left out
+
+
+@pytest.mark.parametrize("name", ["03-02-05-02-01-01-12", "03-01-09-02-01-01-12", "03-01-05-02-03-01-12",
+                                  "03-01-05-02-01-01-25", "clip"])
+def test_ravdess_bad_names_are_refused(name: str) -> None:
+    with pytest.raises(DataError):
+        ravdess_clip(Path(f"{name}.flac"))
+
+
+def test_emodb_names_give_speaker_and_emotion() -> None:
+    c = emodb_clip(Path("16b10Tb.flac"))
+    assert (c.key, c.emotion, c.label, c.speaker, c.split) == ("emodb/16b10Tb", "sad", -2.0, "emodb/16", "test")
+    assert emodb_clip(Path("03a01Fa.flac")).label == 2.0
+    assert emodb_clip(Path("12a01Lb.flac")).split == "valid"
+    for bad in ("04a01Fa", "03a01Xa", "03a01fa"):
+        with pytest.raises(DataError):
+            emodb_clip(Path(f"{bad}.flac"))
+
+
+def test_the_map_puts_positive_above_neutral_above_negative() -> None:
+    assert all(VALENCE[p] > VALENCE["neutral"] > VALENCE[n] for p in POSITIVE for n in NEGATIVE)
+    assert -3.0 <= min(VALENCE.values()) and max(VALENCE.values()) <= 3.0
+    with pytest.raises(ConfigError, match="surprised"):
+        valence_of("surprised")
+
+
+def test_no_speaker_is_in_two_splits_and_selection_never_sees_a_reported_speaker() -> None:
+    for table in (RAVDESS_SPLITS, EMODB_SPLITS):
+        splits = set(table.values())
+        assert splits == {"train", "valid", "test"}
+    clips = [AffectClip(f"k{i}", Path("x"), "d", f"s{i % 5}", "happy", 2.0, ("train", "valid", "test")[i % 3])
+             for i in range(15)]
+    by_split = speakers_by_split(clips)
+    assert set().union(*by_split.values()) == {f"s{i}" for i in range(5)}
+
+
+def test_speech_va_targets_are_three_times_the_annotation(tmp_path: Path) -> None:
+    (tmp_path / "valence.csv").write_text("00.wav,-0.7\n01.wav,0.5\n", encoding="utf-8")
+    clips = speech_va_clips(tmp_path)
+    assert [(c.key, c.label, c.split) for c in clips] == [("speech_va/00", pytest.approx(-2.1), "test"),
+                                                          ("speech_va/01", 1.5, "test")]  # fmt: skip
+    (tmp_path / "valence.csv").write_text("00.wav,-1.7\n", encoding="utf-8")
+    with pytest.raises(DataError, match="outside"):
+        speech_va_clips(tmp_path)

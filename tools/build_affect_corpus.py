@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Real emotional speech (RAVDESS, EmoDB, speech_va) through the live audio extractor and the live ASR into
+training shards, one window per clip, split by speaker (docs/CORPUS.md, "Real emotional speech").
+
+  python tools/build_affect_corpus.py --affect ../shared/data/affect --out runs/affect
+  python tools/build_affect_corpus.py --affect ../shared/data/affect --out runs/affect --datasets ravdess \
+      --limit 50                          # a first look; a re-run continues where it stopped
+
+Labels: the emotion -> valence map and the speaker splits of `qamoe.corpus.affect`. Output: shards
+`<split>-NNNNN.npz` for `tools/train.py --data shards:OUT`, `provenance.jsonl` (per clip: speaker, emotion,
+label, split, what the ASR heard), `skipped.json`, `extract.json`. Resumable: made clips are not made again.
+The data is research data with its own licences (../shared/data/affect/README.md): `--out` must lie outside
+the tracked files (`runs/` is gitignored). Exit codes: 0 ok, 2 bad options or engines not built, 3 data
+missing or unreadable, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
+    sys.path.insert(0, str(REPO_ROOT))
+
+from edge.features.spec import default_feature_spec
+from qamoe import __version__
+from qamoe.corpus.affect import DATASETS, read_clips
+from qamoe.corpus.affect_build import build
+from qamoe.corpus.extract_io import add_shard_args, make_extractors, run_tool
+from qamoe.errors import ConfigError
+from qamoe.provenance import git_commit
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
+    p.add_argument("--affect", type=Path, required=True, help="the folder of ../shared/data/affect")
+    p.add_argument("--out", type=Path, required=True, help="shard folder (created; resumed when it exists)")
+    p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated subset of {','.join(DATASETS)}")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (each: Whisper on one thread)")
+    p.add_argument("--limit", type=int, help="make at most N clips in this run (the rest on a re-run)")
+    add_shard_args(p, "clips")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    if not args.verbose:  # faster-whisper logs two INFO lines per clip
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    if args.workers < 1 or args.shard_size < 1 or args.checkpoint_every < 1 or (args.limit or 0) < 0:
+        raise ConfigError("--workers, --shard-size and --checkpoint-every must be >= 1 and --limit >= 0")
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    clips = read_clips(args.affect, datasets)
+    spec = default_feature_spec()
+    make_extractors(True, spec)  # fail here, with the fix, if the engines are not built (not in each worker)
+    options = {"datasets": sorted(datasets), "transcripts": "asr", "feature_spec_digest": spec.digest,
+               "shard_size": args.shard_size}  # fmt: skip
+    created_by = f"tools/build_affect_corpus.py qamoe-live {__version__} git {git_commit()}"
+    t0 = time.perf_counter()
+    counts = build(clips, args.out, workers=args.workers, limit=args.limit, options=options,
+                   shard_size=args.shard_size, checkpoint_every=args.checkpoint_every, created_by=created_by)
+    print(f"made {counts['made']} clip(s) in {time.perf_counter() - t0:.1f} s; {counts['done_before']} made or "
+          f"skipped before; {counts['skipped']} skipped in all (skipped.json); shards in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_tool(parse_args, main, sys.argv[1:]))
