@@ -106,6 +106,17 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(np.dot(da, db) / norm, -1.0, 1.0))
 
 
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve of a score that should rank `positive` above `negative`: the probability that a
+    random positive scores higher than a random negative, ties counting half (Mann-Whitney U / (n_pos n_neg)).
+    NaN when either group is empty."""
+    pos, neg = np.asarray(positive, np.float64).ravel(), np.asarray(negative, np.float64).ravel()
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    diff = pos[:, None] - neg[None, :]
+    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+
+
 def format_metrics(d: Mapping[str, float]) -> str:
     """One log line: accuracies and F1 as percentages with 2 decimals, MAE and Corr with 3; others last."""
     keys = [k for k in METRIC_KEYS if k in d] + [k for k in d if k not in METRIC_KEYS]

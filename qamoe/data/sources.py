@@ -6,7 +6,8 @@
                        DATASET (mosi, mosei, sims) checks the feature dims
   shards:DIR[,DIR...]  qamoe feature shards (.npz) as written by tools/extract_features.py, build_corpus.py
                        or build_affect_corpus.py; the split of each shard is read from its metadata; several
-                       folders (one feature spec) are joined split by split
+                       folders (one feature spec) are joined split by split; DIR*K repeats that folder's
+                       training rows K times (oversampling a small corpus; valid and test are never repeated)
 """
 
 from __future__ import annotations
@@ -41,17 +42,33 @@ def load_source(spec: str) -> tuple[dict[str, FeatureSet], dict[str, Any]]:
             path, dataset = head, tail.lower()
         return load_mmsa_pickle(path, dataset), {"source": spec, "feature_spec": {"mmsa": dataset or "unchecked"}}
     if kind == "shards":
-        folders = [Path(p) for p in rest.split(",") if p]
+        folders = [_folder_and_repeat(p) for p in rest.split(",") if p]
         if not folders:
             raise ConfigError("shards needs a folder: shards:DIR[,DIR...]")
-        specs = [_shard_spec(d) for d in folders]
+        specs = [_shard_spec(d) for d, _ in folders]
         if any(s != specs[0] for s in specs[1:]):
             raise DataError(f"{spec}: the folders hold features of different feature specs; rebuild them with one")
-        parts = [_load_shards(d) for d in folders]
+        parts = [_repeat_train(_load_shards(d), k) for d, k in folders]
         joined = {split: concat_featuresets([p[split] for p in parts if split in p])
                   for split in dict.fromkeys(s for p in parts for s in p)}  # fmt: skip
         return joined, {"source": spec, "feature_spec": specs[0]}
     raise ConfigError(f"unknown data source {spec!r}: use synthetic[:SEED], mmsa:PATH[:DATASET] or shards:DIR[,DIR]")
+
+
+def _folder_and_repeat(item: str) -> tuple[Path, int]:
+    """"DIR" -> (DIR, 1); "DIR*K" -> (DIR, K)."""
+    folder, star, times = item.rpartition("*")
+    if not star:
+        return Path(item), 1
+    if not times.isdigit() or not 1 <= int(times) <= 100:
+        raise ConfigError(f"shards:{item}: the repeat after * must be a whole number 1-100, e.g. runs/affect*4")
+    return Path(folder), int(times)
+
+
+def _repeat_train(data: dict[str, FeatureSet], times: int) -> dict[str, FeatureSet]:
+    if times == 1:
+        return data
+    return {**data, "train": concat_featuresets([data["train"]] * times)}
 
 
 def _load_shards(directory: Path) -> dict[str, FeatureSet]:

@@ -59,8 +59,13 @@ def test_fast_replay_is_deterministic(engines: Path) -> None:
     runs = []
     for _ in range(2):
         run = _replay(engines, "--video-file", str(CLIP), "--fast")
-        runs.append([(b["valence"], b["transcript"]) for b in run.of("sentiment")])
-    assert runs[0] == runs[1] and runs[0]
+        runs.append({b["seq"]: (b["valence"], b["transcript"]) for b in run.of("sentiment")})
+    # compared window by window (seq): the recorder connects before qamoe-live binds and retries every 100 ms,
+    # so a fast replay's first window can go out before the subscription arrives (ZeroMQ's slow joiner; one CI
+    # run missed window 0). What both runs received must be identical, and that must be nearly everything.
+    common = sorted(set(runs[0]) & set(runs[1]))
+    assert len(common) >= max(len(r) for r in runs) - 1 >= 4, (sorted(runs[0]), sorted(runs[1]))
+    assert [runs[0][k] for k in common] == [runs[1][k] for k in common]
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

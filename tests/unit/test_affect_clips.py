@@ -76,3 +76,24 @@ def test_speech_va_targets_are_three_times_the_annotation(tmp_path: Path) -> Non
     (tmp_path / "valence.csv").write_text("00.wav,-1.7\n", encoding="utf-8")
     with pytest.raises(DataError, match="outside"):
         speech_va_clips(tmp_path)
+
+
+def test_affect_rows_measure_the_voice_targets_from_ids_alone() -> None:
+    import numpy as np
+
+    from qamoe.corpus.affect_eval import affect_rows, emotion_of
+
+    ids = np.array(["ravdess/03-01-03-02-01-01-21", "ravdess/03-01-02-02-01-01-21",  # happy, calm
+                    "ravdess/03-01-05-02-01-01-21", "ravdess/03-01-04-02-01-01-21",  # angry, sad
+                    "ravdess/03-01-01-01-01-01-21", "emodb/15a01Fa", "emodb/15a01Wa", "speech_va/00",
+                    "speech_va/01"])  # fmt: skip
+    assert [emotion_of(str(i)) for i in ids[:6]] == ["happy", "calm", "angry", "sad", "neutral", "happy"]
+    labels = np.array([2.0, 1.0, -2.0, -2.0, 0.0, 2.0, -2.0, -1.0, 1.0], np.float32)
+    valence = np.array([1.5, 0.5, -1.0, -0.5, 0.1, 0.2, 0.4, -0.3, 0.9], np.float32)
+    rows = {r["dataset"]: r for r in affect_rows(ids, valence, labels)}
+    rav = rows["ravdess"]
+    assert rav["auc"] == 1.0 and rav["happy_minus_negative"] == pytest.approx(1.5 + 0.75)
+    assert rav["neutral_abs"] == pytest.approx(0.1) and rav["met"] == {"auc": True, "happy_minus_negative": True,
+                                                                        "neutral_abs": True}  # fmt: skip
+    assert rows["emodb"]["auc"] == 0.0 and not rows["emodb"]["met"]["auc"]  # happy below angry
+    assert rows["speech_va"]["spearman"] == pytest.approx(1.0)

@@ -94,3 +94,17 @@ def test_format_metrics_one_line() -> None:
         "has0_acc2=85.46 has0_f1=85.00 non0_acc2=50.00 non0_f1=nan acc5=25.00 acc7=46.67 mae=0.708 corr=0.796"
     )
     assert "\n" not in format_metrics(regression_metrics(np.array(PREDS), np.array(LABELS)))
+
+
+def test_auc_is_the_probability_a_positive_outranks_a_negative() -> None:
+    from qamoe.metrics import auc
+
+    assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert auc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 0.0
+    assert auc(np.array([1.0]), np.array([1.0])) == 0.5  # ties count half
+    assert auc(np.array([1.0, 3.0]), np.array([2.0])) == 0.5
+    assert np.isnan(auc(np.array([]), np.array([1.0])))
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1, 1, 400), rng.normal(0, 1, 300)
+    # the closed form for two unit normals one apart: Phi(1 / sqrt(2)) = 0.760
+    assert abs(auc(a, b) - 0.760) < 0.04

@@ -257,3 +257,25 @@ def test_writer_refuses_bad_arguments_and_non_finite_values(tmp_path: Path) -> N
     with pytest.raises(DataError, match="vision features hold NaN/Inf"):
         write_shard(tmp_path / "a.npz", bad, split="train", feature_spec=SPEC)
     assert not list(tmp_path.iterdir())
+
+
+def test_several_shard_folders_join_split_by_split_and_repeat_only_training(tmp_path: Path) -> None:
+    from qamoe.data.sources import load_source
+
+    for name, seed in (("a", 0), ("b", 1)):
+        for split, n in (("train", 3), ("valid", 2), ("test", 1)):
+            (tmp_path / name).mkdir(exist_ok=True)
+            write_shard(tmp_path / name / f"{split}-00000.npz", _fs(n, seed=seed, prefix=f"{name}{split}"),
+                        split=split, feature_spec=SPEC)  # fmt: skip
+    data, info = load_source(f"shards:{tmp_path / 'a'},{tmp_path / 'b'}*2")
+    assert [len(data[s]) for s in ("train", "valid", "test")] == [3 + 2 * 3, 2 + 2, 1 + 1]
+    assert list(data["train"].ids).count("btrain0") == 2 and list(data["valid"].ids).count("bvalid0") == 1
+    assert info["feature_spec"] == SPEC
+    with pytest.raises(ConfigError, match="whole number"):
+        load_source(f"shards:{tmp_path / 'a'}*x")
+    (tmp_path / "c").mkdir()
+    for split in ("train", "valid", "test"):
+        write_shard(tmp_path / "c" / f"{split}-00000.npz", _fs(1, prefix="c"), split=split,
+                    feature_spec={**SPEC, "vision": {"dim": 9}})  # fmt: skip
+    with pytest.raises(DataError, match="different feature specs"):
+        load_source(f"shards:{tmp_path / 'a'},{tmp_path / 'c'}")

@@ -1,0 +1,84 @@
+"""What issue 15 asks of the voice, measured on held-out speakers of the real-affect corpus (qamoe.corpus.affect).
+
+Per corpus (RAVDESS, EmoDB) on a split, from a model's valence on each clip's window:
+  auc            AUC(valence; happy or calm vs angry, sad, fearful, disgust)    target >= 0.85 RAVDESS, 0.75 EmoDB
+  happy_minus_negative   mean valence of happy clips - mean of the four negative emotions   target >= 1.0
+  neutral_abs    |mean valence of neutral clips|                                 target <= 0.3
+  mae, corr      against the map's targets (context, not targets)
+and for speech_va the Spearman correlation of valence with the annotated valence (reported, no target).
+The emotion of a clip comes from its id (the corpus's file name), never from a model input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qamoe.corpus.affect import NEGATIVE, POSITIVE, emodb_clip, ravdess_clip
+from qamoe.fidelity import spearman
+from qamoe.metrics import auc, pearson
+
+TARGETS = {"ravdess": {"auc": 0.85}, "emodb": {"auc": 0.75}}
+GAP_TARGET, NEUTRAL_TARGET = 1.0, 0.3
+
+
+def emotion_of(key: str) -> str:
+    """The emotion a clip id names ("" for the continuous clips)."""
+    dataset, _, name = key.partition("/")
+    if dataset == "ravdess":
+        clip = ravdess_clip(Path(f"{name}.flac"))
+        return clip.emotion if clip is not None else "surprised"
+    if dataset == "emodb":
+        return emodb_clip(Path(f"{name}.flac")).emotion
+    return ""
+
+
+def affect_rows(ids: np.ndarray, valence: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
+    """One row per corpus present among `ids`, with the metrics above and whether each target is met."""
+    keys = [str(k) for k in ids]
+    rows = []
+    for dataset in ("ravdess", "emodb", "speech_va"):
+        idx = np.array([i for i, k in enumerate(keys) if k.startswith(f"{dataset}/")], np.int64)
+        if idx.size == 0:
+            continue
+        v, y = valence[idx].astype(np.float64), labels[idx].astype(np.float64)
+        row: dict[str, Any] = {"dataset": dataset, "n": int(idx.size), "mae": float(np.mean(np.abs(v - y))),
+                               "corr": pearson(v, y)}  # fmt: skip
+        if dataset == "speech_va":
+            row["spearman"] = spearman(v, y)
+        else:
+            emotions = np.array([emotion_of(keys[i]) for i in idx])
+            pos, neg = v[np.isin(emotions, POSITIVE)], v[np.isin(emotions, NEGATIVE)]
+            happy, neutral = v[emotions == "happy"], v[emotions == "neutral"]
+            row.update({
+                "auc": auc(pos, neg),
+                "happy_minus_negative": float(happy.mean() - neg.mean()) if happy.size and neg.size else np.nan,
+                "neutral_abs": float(abs(neutral.mean())) if neutral.size else np.nan,
+                "means": {e: float(v[emotions == e].mean()) for e in sorted(set(emotions.tolist()))},
+            })  # fmt: skip
+            row["met"] = {
+                "auc": row["auc"] >= TARGETS[dataset]["auc"],
+                "happy_minus_negative": row["happy_minus_negative"] >= GAP_TARGET,
+                "neutral_abs": row["neutral_abs"] <= NEUTRAL_TARGET,
+            }
+        rows.append(row)
+    return rows
+
+
+def format_rows(rows: list[dict[str, Any]], title: str) -> str:
+    """A markdown table of `affect_rows`."""
+    lines = [f"{title}", "", "| corpus | n | AUC pos vs neg | happy - negative | neutral abs | MAE | r | Spearman |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        def cell(name: str, r: Mapping[str, Any] = r) -> str:
+            if name not in r:
+                return ""
+            ok = r.get("met", {}).get(name)
+            return f"{r[name]:.3f}" + ("" if ok is None else (" ✔" if ok else " ✘"))
+
+        lines.append(f"| {r['dataset']} | {r['n']} | {cell('auc')} | {cell('happy_minus_negative')} | "
+                     f"{cell('neutral_abs')} | {r['mae']:.3f} | {r['corr']:.3f} | {cell('spearman')} |")
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""The voice targets of issue 15 through the live path: held-out clips played to `qamoe-live --camera none --mic`.
+
+  python tools/evaluate_affect_live.py --affect ../shared/data/affect --engines engines --json out.json
+  python tools/evaluate_affect_live.py --affect ../shared/data/affect --engines engines --limit 20   # quick
+
+The held-out clips of a split (default test: RAVDESS actors 21-24, EmoDB speakers 15-16, speech_va; see
+`qamoe.corpus.affect`) are joined into one 16 kHz WAV with `--gap` seconds of silence between them (>= the
+window length, so no window holds two clips), replayed by one real `qamoe-live --camera none --mic WAV --fast`
+process, and its published sentiment messages are read by a real ZeroMQ subscriber. Each clip's valence is the
+one of the window that ends where the clip ends (the live analogue of the training window, which ends with
+the speech); the metrics are `qamoe.corpus.affect_eval`'s. Exit codes: 0 ok, 2 bad options, 3 data
+unreadable, 1 qamoe-live failed (its error line is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
+    sys.path.insert(0, str(REPO_ROOT))
+
+from edge.asr import load_audio_16k
+from edge.cli.liverun import LiveCommand, LiveRunError, run_to_end
+from edge.publish.recorder import free_endpoint
+from edge.vocab import NS, SAMPLE_RATE
+from qamoe.cli import run_main, setup_logging
+from qamoe.corpus.affect import read_clips
+from qamoe.corpus.affect_eval import affect_rows, format_rows
+from qamoe.errors import ConfigError
+
+HOP_S = 0.5  # qamoe-live's default --hop
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
+    p.add_argument("--affect", type=Path, required=True, help="the folder of ../shared/data/affect")
+    p.add_argument("--engines", type=Path, default=REPO_ROOT / "engines", help="qamoe-live's --engines-dir")
+    p.add_argument("--split", default="test", choices=("valid", "test"))
+    p.add_argument("--datasets", default="ravdess,emodb,speech_va")
+    p.add_argument("--gap", type=float, default=4.5, help="seconds of silence between clips (>= the window)")
+    p.add_argument("--limit", type=int, help="at most N clips per corpus (spread over speakers and emotions)")
+    p.add_argument("--json", type=Path, help="write the rows and each clip's valence here")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def join_clips(clips: list, gap_s: float, path: Path) -> list[tuple[float, float]]:
+    """Write the clips into one mono 16-bit WAV at 16 kHz, `gap_s` of silence before each; their spans (s)."""
+    gap = np.zeros(round(gap_s * SAMPLE_RATE), np.float32)
+    parts, spans, t = [], [], 0.0
+    for c in clips:
+        pcm = load_audio_16k(c.path)
+        parts += [gap, pcm]
+        t += gap.size / SAMPLE_RATE
+        spans.append((t, t + pcm.size / SAMPLE_RATE))
+        t += pcm.size / SAMPLE_RATE
+    parts.append(gap)
+    audio = np.clip(np.concatenate(parts), -1.0, 1.0)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((audio * 32767).astype("<i2").tobytes())
+    return spans
+
+
+def clip_valence(windows: list[dict], spans: list[tuple[float, float]]) -> np.ndarray:
+    """The valence of the window whose end is nearest each clip's end (media time: the first window ends one
+    hop after the stream's start)."""
+    ends = np.array([w["window"]["end"]["mono_ns"] for w in windows], np.float64)
+    t0 = ends.min() - HOP_S * NS
+    media_end = (ends - t0) / NS
+    valence = np.array([np.nan if w["valence"] is None else w["valence"] for w in windows], np.float64)
+    out = np.full(len(spans), np.nan)
+    for i, (_, end) in enumerate(spans):
+        j = int(np.argmin(np.abs(media_end - end)))
+        if abs(media_end[j] - end) <= HOP_S:
+            out[i] = valence[j]
+    return out
+
+
+def spread(clips: list, limit: int | None) -> list:
+    """At most `limit` clips per corpus, every k-th (the file order interleaves speakers and emotions)."""
+    if limit is None:
+        return clips
+    out = []
+    for d in dict.fromkeys(c.dataset for c in clips):
+        mine = [c for c in clips if c.dataset == d]
+        out += mine[:: max(1, len(mine) // limit)][:limit]
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.gap < 4.0:
+        raise ConfigError(f"--gap {args.gap}: use at least the window length (4 s) so no window holds two clips")
+    clips = [c for c in read_clips(args.affect, args.datasets.split(",")) if c.split == args.split]
+    clips = spread(clips, args.limit)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "held_out.wav"
+        spans = join_clips(clips, args.gap, wav)
+        command = LiveCommand(("--camera", "none", "--mic", str(wav), "--fast"), engines_dir=args.engines,
+                              endpoint=free_endpoint())  # fmt: skip
+        try:
+            outcome = run_to_end(command, timeout_s=60 + 2 * spans[-1][1], record=True)
+        except LiveRunError as e:
+            print(f"qamoe-live failed: {e}", file=sys.stderr)
+            return 1
+    if outcome.exit_code != 0:
+        print(f"qamoe-live exited {outcome.exit_code}: {outcome.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return 1
+    windows = outcome.of("sentiment")
+    valence = clip_valence(windows, spans)
+    ok = ~np.isnan(valence)
+    ids = np.array([c.key for c in clips])[ok]
+    labels = np.array([c.label for c in clips], np.float32)[ok]
+    rows = affect_rows(ids, valence[ok], labels)
+    print(format_rows(rows, f"live path, {args.split}: {ok.sum()} of {len(clips)} clips, {len(windows)} windows"))
+    if args.json is not None:
+        per_clip = [{"id": c.key, "label": c.label, "valence": None if np.isnan(v) else float(v)}
+                    for c, v in zip(clips, valence, strict=True)]  # fmt: skip
+        args.json.write_text(json.dumps({"rows": rows, "clips": per_clip}, indent=1, default=float) + "\n",
+                             encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    ns = parse_args(sys.argv[1:])
+    setup_logging(ns.verbose)
+    sys.exit(run_main(lambda: main(ns), verbose=ns.verbose))
