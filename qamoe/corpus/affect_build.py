@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,13 +33,12 @@ from qamoe.corpus.extract_io import (
     sample_featureset,
     save_skipped,
 )
-from qamoe.corpus.jobs import CLIP_ERRORS, extractors, init_worker
+from qamoe.corpus.jobs import CLIP_ERRORS, extractors, run_jobs
 from qamoe.corpus.offline import ASR, extract_clip
 from qamoe.modality import Modality
 
 logger = logging.getLogger(__name__)
 PROVENANCE = "provenance.jsonl"
-_WORKER_ASR_THREADS, _IN_PROCESS_ASR_THREADS, _CHUNKSIZE = 1, 2, 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,19 +70,7 @@ def make_clip(path_and_key: tuple[str, str]) -> ClipResult:
 
 def run_clips(clips: list[AffectClip], workers: int) -> Iterator[ClipResult]:
     """Results in the order of `clips` (shards are the same with 1 or N workers)."""
-    jobs = [(str(c.path), c.key) for c in clips]
-    if workers == 1:
-        init_worker(True, _IN_PROCESS_ASR_THREADS)
-        yield from map(make_clip, jobs)
-        return
-    ctx = multiprocessing.get_context("spawn")  # no inherited ORT / CTranslate2 threads
-    pool = ctx.Pool(workers, initializer=init_worker, initargs=(True, _WORKER_ASR_THREADS))
-    try:
-        yield from pool.imap(make_clip, jobs, chunksize=_CHUNKSIZE)
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    yield from run_jobs(make_clip, [(str(c.path), c.key) for c in clips], workers, asr=True)
 
 
 def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None, options: dict,

@@ -20,8 +20,9 @@ import logging
 import multiprocessing
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -40,6 +41,8 @@ CLIP_ERRORS = (ClipReadError, AudioInputError, VisualInputError, TextInputError,
 _IN_PROCESS_ASR_THREADS, _WORKER_ASR_THREADS, _CHUNKSIZE = 2, 1, 2
 
 _EXTRACTORS: Extractors | None = None
+J = TypeVar("J")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -115,15 +118,20 @@ def make_sample(job: SampleJob) -> SampleResult:
 
 def run_plans(plans: list[Plan], workers: int, asr: bool) -> Iterator[SampleResult]:
     """Results in the order of `plans` (so shards are the same with 1 or N workers)."""
-    jobs = [SampleJob.of(p) for p in plans]
+    yield from run_jobs(make_sample, [SampleJob.of(p) for p in plans], workers, asr)
+
+
+def run_jobs(fn: Callable[[J], R], jobs: list[J], workers: int, asr: bool) -> Iterator[R]:
+    """`fn` over `jobs`, results in order: in this process (workers 1) or in `workers` spawned processes, each
+    with its own extractors (`init_worker`; `fn` reads them with `extractors()`)."""
     if workers == 1:
         init_worker(asr, _IN_PROCESS_ASR_THREADS)
-        yield from map(make_sample, jobs)
+        yield from map(fn, jobs)
         return
     ctx = multiprocessing.get_context("spawn")  # no inherited ORT / CTranslate2 threads
     pool = ctx.Pool(workers, initializer=init_worker, initargs=(asr, _WORKER_ASR_THREADS))
     try:
-        yield from pool.imap(make_sample, jobs, chunksize=_CHUNKSIZE)
+        yield from pool.imap(fn, jobs, chunksize=_CHUNKSIZE)
         pool.close()
     finally:
         pool.terminate()  # after close(): reaps the finished workers; on an error: stops them
