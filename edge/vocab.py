@@ -4,7 +4,6 @@
   SAMPLE_RATE   Hz of every audio sample past the source (capture resamples to it; Whisper, Silero VAD and the
                 audio extractor take nothing else)
   NS            nanoseconds per second: every timestamp is `time.monotonic_ns()` on one clock
-  seconds_to_ns a duration in seconds as whole nanoseconds (rounded)
 
   Word          one word as heard: the ASR emits it; the windows, the text extractor and the transcript
                 message read it (also `edge.asr.Word`)
@@ -21,11 +20,6 @@ from edge.errors import UsageError
 MODALITIES: Final[tuple[str, str, str]] = ("text", "audio", "vision")
 SAMPLE_RATE: Final = 16_000
 NS: Final = 1_000_000_000
-
-
-def seconds_to_ns(seconds: float) -> int:
-    """`seconds` as whole nanoseconds, rounded to the nearest."""
-    return round(seconds * NS)
 
 
 class WordError(UsageError, ValueError):

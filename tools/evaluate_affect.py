@@ -23,8 +23,8 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
     sys.path.insert(0, str(REPO_ROOT))
 
 from qamoe.checkpoint import load_checkpoint
-from qamoe.cli import run_main, setup_logging
 from qamoe.corpus.affect_eval import affect_rows, format_rows
+from qamoe.corpus.extract_io import run_tool
 from qamoe.data.sources import load_source
 from qamoe.errors import ConfigError
 from qamoe.evaluation import predict
@@ -58,6 +58,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    ns = parse_args(sys.argv[1:])
-    setup_logging(ns.verbose)
-    sys.exit(run_main(lambda: main(ns), verbose=ns.verbose))
+    sys.exit(run_tool(parse_args, main, sys.argv[1:]))

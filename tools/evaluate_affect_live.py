@@ -7,7 +7,8 @@
 The held-out clips of a split (default test: RAVDESS actors 21-24, EmoDB speakers 15-16, speech_va; see
 `qamoe.corpus.affect`) are joined into one 16 kHz WAV with `--gap` seconds of silence between them (>= the
 window length, so no window holds two clips), replayed by one real `qamoe-live --camera none --mic WAV --fast`
-process, and its published sentiment messages are read by a real ZeroMQ subscriber. Each clip's valence is the
+process (in an order hashed from the clip ids, never from their labels), and its published sentiment messages
+are read by a real ZeroMQ subscriber. Each clip's valence is the
 one of the window that ends where the clip ends (the live analogue of the training window, which ends with
 the speech); the metrics are `qamoe.corpus.affect_eval`'s. Exit codes: 0 ok, 2 bad options, 3 data
 unreadable, 1 qamoe-live failed (its error line is printed).
@@ -16,6 +17,7 @@ unreadable, 1 qamoe-live failed (its error line is printed).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -30,14 +32,15 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 
 from edge.asr import load_audio_16k
 from edge.cli.liverun import LiveCommand, LiveRunError, run_to_end
+from edge.features.spec import default_feature_spec
 from edge.publish.recorder import free_endpoint
 from edge.vocab import NS, SAMPLE_RATE
-from qamoe.cli import run_main, setup_logging
 from qamoe.corpus.affect import read_clips
 from qamoe.corpus.affect_eval import affect_rows, format_rows
+from qamoe.corpus.extract_io import run_tool
 from qamoe.errors import ConfigError
 
-HOP_S = 0.5  # qamoe-live's default --hop
+HOP_S = default_feature_spec().hop_s  # qamoe-live's window hop (the engines' feature spec)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -100,11 +103,18 @@ def spread(clips: list, limit: int | None) -> list:
     return out
 
 
+def play_order(clips: list) -> list:
+    """The clips in an order that does not depend on their labels: sorted by a hash of the id. File order groups
+    an actor's clips by emotion, and what qamoe-live carries from one clip to the next (the ASR's prompt, the VAD
+    and SNR state) would then carry the previous clip's emotion into this one's input."""
+    return sorted(clips, key=lambda c: hashlib.sha256(c.key.encode()).hexdigest())
+
+
 def main(args: argparse.Namespace) -> int:
     if args.gap < 4.0:
         raise ConfigError(f"--gap {args.gap}: use at least the window length (4 s) so no window holds two clips")
     clips = [c for c in read_clips(args.affect, args.datasets.split(",")) if c.split == args.split]
-    clips = spread(clips, args.limit)
+    clips = play_order(spread(clips, args.limit))
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "held_out.wav"
         spans = join_clips(clips, args.gap, wav)
@@ -134,6 +144,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    ns = parse_args(sys.argv[1:])
-    setup_logging(ns.verbose)
-    sys.exit(run_main(lambda: main(ns), verbose=ns.verbose))
+    sys.exit(run_tool(parse_args, main, sys.argv[1:]))
