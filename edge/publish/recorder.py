@@ -17,6 +17,7 @@ from edge.publish.subscriber import Subscriber, SubscriberConfig
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1  # how often the recording thread looks at its stop flag
+RETRY_MS = 5  # connection retry while the recorded process has not bound yet
 
 
 class Recorder:
@@ -28,7 +29,11 @@ class Recorder:
         self.arrivals: list[int] = []  # monotonic ns at which each message was received, index for index
         self.undecodable = 0
         self._stop = threading.Event()
-        self._subscriber = Subscriber(config or SubscriberConfig(endpoint=endpoint))
+        # A recorder usually connects before the process it records has bound its port (it loads its models
+        # first), and a --fast replay of a short clip can publish everything within ~100 ms of the bind: retry
+        # the connection every 5 ms, not ZeroMQ's 100 ms, so the subscription is in before the first window
+        # (a CI run lost every window of a 3 s camera-only replay to the 100 ms retry).
+        self._subscriber = Subscriber(config or SubscriberConfig(endpoint=endpoint, reconnect_ivl_ms=RETRY_MS))
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
 

@@ -27,6 +27,7 @@ class SubscriberConfig:
     endpoint: str = DEFAULT_ENDPOINT
     topics: tuple[str, ...] = (TOPIC_PREFIX,)
     receive_hwm: int = 1000
+    reconnect_ivl_ms: int = 100  # ZeroMQ's retry interval while the publisher is not (yet) there
     curve_server_public_key_file: Path | None = None
     curve_client_secret_key_file: Path | None = None
 
@@ -36,6 +37,8 @@ class SubscriberConfig:
             raise PublishConfigError(
                 f"no topics to subscribe to: pass at least one, e.g. {TOPIC_PREFIX}sentiment"
             )
+        if not 1 <= self.reconnect_ivl_ms <= 60_000:
+            raise PublishConfigError(f"reconnect_ivl_ms={self.reconnect_ivl_ms}: choose 1-60000 ms")
         if self.receive_hwm < 1:
             raise PublishConfigError(f"receive_hwm={self.receive_hwm}: choose at least 1 message")
         if (self.curve_server_public_key_file is None) != (self.curve_client_secret_key_file is None):
@@ -69,6 +72,7 @@ class Subscriber:
         cfg = self.config
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, cfg.receive_hwm)
+        self._socket.setsockopt(zmq.RECONNECT_IVL, cfg.reconnect_ivl_ms)
         if parse_endpoint(cfg.endpoint).is_ipv6:
             self._socket.setsockopt(zmq.IPV6, 1)
         if cfg.curve_server_public_key_file is not None and cfg.curve_client_secret_key_file is not None:
