@@ -17,7 +17,6 @@ unreadable, 1 qamoe-live failed (its error line is printed).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -34,10 +33,11 @@ from edge.asr import load_audio_16k
 from edge.cli.liverun import LiveCommand, LiveRunError, run_to_end
 from edge.features.spec import default_feature_spec
 from edge.publish.recorder import free_endpoint
-from edge.vocab import NS, SAMPLE_RATE
+from edge.vocab import SAMPLE_RATE
 from qamoe.corpus.affect import read_clips
 from qamoe.corpus.affect_eval import affect_rows, format_rows
 from qamoe.corpus.extract_io import run_tool
+from qamoe.corpus.live_eval import item_valence, play_order
 from qamoe.errors import ConfigError
 
 HOP_S = default_feature_spec().hop_s  # qamoe-live's window hop (the engines' feature spec)
@@ -77,21 +77,6 @@ def join_clips(clips: list, gap_s: float, path: Path) -> list[tuple[float, float
     return spans
 
 
-def clip_valence(windows: list[dict], spans: list[tuple[float, float]]) -> np.ndarray:
-    """The valence of the window whose end is nearest each clip's end (media time: the first window ends one
-    hop after the stream's start)."""
-    ends = np.array([w["window"]["end"]["mono_ns"] for w in windows], np.float64)
-    t0 = ends.min() - HOP_S * NS
-    media_end = (ends - t0) / NS
-    valence = np.array([np.nan if w["valence"] is None else w["valence"] for w in windows], np.float64)
-    out = np.full(len(spans), np.nan)
-    for i, (_, end) in enumerate(spans):
-        j = int(np.argmin(np.abs(media_end - end)))
-        if abs(media_end[j] - end) <= HOP_S:
-            out[i] = valence[j]
-    return out
-
-
 def spread(clips: list, limit: int | None) -> list:
     """At most `limit` clips per corpus, every k-th (the file order interleaves speakers and emotions)."""
     if limit is None:
@@ -101,13 +86,6 @@ def spread(clips: list, limit: int | None) -> list:
         mine = [c for c in clips if c.dataset == d]
         out += mine[:: max(1, len(mine) // limit)][:limit]
     return out
-
-
-def play_order(clips: list) -> list:
-    """The clips in an order that does not depend on their labels: sorted by a hash of the id. File order groups
-    an actor's clips by emotion, and what qamoe-live carries from one clip to the next (the ASR's prompt, the VAD
-    and SNR state) would then carry the previous clip's emotion into this one's input."""
-    return sorted(clips, key=lambda c: hashlib.sha256(c.key.encode()).hexdigest())
 
 
 def main(args: argparse.Namespace) -> int:
@@ -129,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"qamoe-live exited {outcome.exit_code}: {outcome.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return 1
     windows = outcome.of("sentiment")
-    valence = clip_valence(windows, spans)
+    valence = item_valence(windows, spans, HOP_S)
     ok = ~np.isnan(valence)
     ids = np.array([c.key for c in clips])[ok]
     labels = np.array([c.label for c in clips], np.float32)[ok]

@@ -211,6 +211,30 @@ def extract_clip(
                         stats=stats)
 
 
+def extract_still(frame_bgr: np.ndarray, *, spec: FeatureSpec, extractors: Extractors) -> ClipFeatures:
+    """One window of a camera that shows the still frame `frame_bgr` for the whole window, with no microphone
+    and no words (the live path of `qamoe-live --mic none` in front of a photo).
+
+    The visual extractor is per frame and keeps no state between frames, so a still frame gives the same
+    `VisualFrame` at every 10 Hz tick: it runs once and its row fills every tick of [0, window_s) through the
+    window assembler (tests/integration/test_fer_corpus.py checks that against running it per tick). Audio is
+    masked (no microphone); text is `encode_words([])`, what the runtime encodes for a window without words."""
+    end = round(spec.window_s * NS)
+    asm = _assembler(spec, end - round(spec.hop_s * NS))  # its first window is [0, end)
+    vf = extractors.visual.process(frame_bgr, 0)
+    period = round(NS / extractors.visual.config.rate_hz)
+    for tick in range(0, end, period):
+        asm.push("vision", tick, vf.values, vf.present)
+    (window,) = asm.pop_ready(end)
+    streams = {name: StreamFeatures(window.feats[name], window.masks[name]) for name in ("audio", "vision")}
+    values, mask = extractors.text.encode_words([])
+    streams["text"] = StreamFeatures(values, mask)
+    stats = ClipStats(duration_s=end / NS, window_start_s=0.0, window_end_s=end / NS, speech_end_s=None,
+                      audio_frames=0, video_frames=1, n_words=0)  # fmt: skip
+    return ClipFeatures(streams={s: streams[s] for s in STREAMS}, transcript="", transcript_source="none",
+                        stats=stats)
+
+
 def _transcribe(pcm: np.ndarray | None, transcript: str | None, extractors: Extractors) -> list[Word]:
     if transcript != ASR:
         return []

@@ -97,3 +97,18 @@ def test_affect_rows_measure_the_voice_targets_from_ids_alone() -> None:
                                                                         "neutral_abs": True}  # fmt: skip
     assert rows["emodb"]["auc"] == 0.0 and not rows["emodb"]["met"]["auc"]  # happy below angry
     assert rows["speech_va"]["spearman"] == pytest.approx(1.0)
+
+
+def test_affect_rows_measure_the_face_targets_from_the_label_classes() -> None:
+    import numpy as np
+
+    from qamoe.corpus.affect_eval import affect_rows
+
+    ids = np.array([f"fer2013/Training_{i}" for i in range(6)])
+    labels = np.array([2.0, 2.0, 0.0, -2.0, -1.5, 0.0], np.float32)  # happy x2, neutral x2, angry, fear
+    valence = np.array([1.2, 0.4, 0.5, 0.6, -1.0, -0.3], np.float32)
+    (row,) = affect_rows(ids, valence, labels)
+    assert row["dataset"] == "fer2013" and row["n"] == 6
+    assert row["auc"] == pytest.approx(0.75)  # 1.2 beats both negatives, 0.4 beats one
+    assert row["happy_mean"] == pytest.approx(0.8) and row["neutral_abs"] == pytest.approx(0.1)
+    assert row["met"] == {"auc": False, "happy_mean": False, "neutral_abs": True}

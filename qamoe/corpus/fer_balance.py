@@ -1,0 +1,63 @@
+"""A label-balanced training view of the FER2013 corpus (`qamoe.corpus.fer_build`): a training resampling only.
+
+FER2013's classes are not balanced in valence: of the photos with a face found in the train split, about 28%
+are happy (+2), 19% neutral (0) and 53% one of the four negative classes (-1.5 to -2), so the mean target is
+about -0.5. The face features the shipped extractor gives carry little of the expression on these photos
+(docs/results/affect/summary.md), and a regression trained on them falls back towards that mean: neutral
+faces, and the neutral GRID readers, read negative. The balanced view keeps every happy and neutral photo and
+the share of the negative photos that brings the mean target to `target_mean` (0), chosen by a hash of their
+ids (`select_balanced`). It is applied to the train split only: the valid split (selection) and the test
+split (reporting) are copied whole, every photo whatever its label. Choosing training rows by label is allowed
+(a training augmentation, like the face bank's pairing); choosing evaluation rows by it is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from qamoe.data.shards import read_shards, write_shard
+from qamoe.errors import ConfigError, DataError
+
+
+def select_balanced(ids: np.ndarray, labels: np.ndarray, target_mean: float = 0.0) -> np.ndarray:
+    """A bool mask: every row with label >= 0, and the negative rows with the smallest sha256(id) up to the
+    count whose sum brings the mean label nearest `target_mean` (all of them when the mean is above it)."""
+    labels = np.asarray(labels, np.float64)
+    neg = np.flatnonzero(labels < 0)
+    keep = labels >= 0
+    if neg.size == 0 or labels.mean() >= target_mean:
+        return np.ones(labels.size, bool)
+    order = neg[np.argsort([hashlib.sha256(str(ids[i]).encode()).hexdigest() for i in neg], kind="stable")]
+    base_sum, base_n = labels[keep].sum(), int(keep.sum())
+    sums = base_sum + np.concatenate([[0.0], np.cumsum(labels[order])])
+    means = sums / np.maximum(base_n + np.arange(order.size + 1), 1)
+    n = int(np.argmin(np.abs(means - target_mean)))
+    keep[order[:n]] = True
+    return keep
+
+
+def write_balanced(src: Path, out: Path, *, created_by: str, shard_size: int = 500,
+                   target_mean: float = 0.0) -> dict[str, int]:  # fmt: skip
+    """`out` gets `src`'s train split balanced (`select_balanced`) and its valid and test splits whole (the
+    trainer's data source reads all three); returns counts per split."""
+    if out.resolve() == src.resolve():
+        raise ConfigError(f"--balanced-out {out} must differ from --out: the balanced view is a second folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.glob("*.npz")):
+        raise ConfigError(f"{out} already holds shards: remove it or choose another --balanced-out")
+    counts = {}
+    for split in ("train", "valid", "test"):
+        fs, meta = read_shards(src, split=split)
+        if len(fs) == 0:
+            raise DataError(f"{src} has no {split} shards: build the corpus first")
+        if split == "train":
+            fs = fs.subset(np.flatnonzero(select_balanced(fs.ids, fs.labels, target_mean)))
+        for k, start in enumerate(range(0, len(fs), shard_size)):
+            part = fs.subset(slice(start, start + shard_size))
+            write_shard(out / f"{split}-{k:05d}.npz", part, split=split, feature_spec=meta["feature_spec"],
+                        created_by=created_by)  # fmt: skip
+        counts[split] = len(fs)
+    return counts

@@ -1,0 +1,52 @@
+"""Reading a live run's published windows back onto the recorded items it was fed (clips, photos).
+
+Shared by tools/evaluate_affect_live.py (voices through `--mic`) and tools/evaluate_faces_live.py (faces
+through `--camera`): the items are played in an order hashed from their ids (`play_order`, never from their
+labels), one after the other in one real `qamoe-live` run, and each item's valence is the valence of the
+published window whose end is nearest the item's end (`item_valence`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from edge.vocab import NS
+
+
+class Keyed(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+K = TypeVar("K", bound=Keyed)
+
+
+def play_order(items: Sequence[K]) -> list[K]:
+    """The items sorted by a hash of their ids. File order often groups items by label (an actor's clips by
+    emotion, FER2013's photos by class), and what qamoe-live carries from one item to the next (the ASR's
+    prompt, the VAD and SNR state, the window that still holds the previous photo) would then carry the previous
+    item's label into this one's input."""
+    return sorted(items, key=lambda c: hashlib.sha256(c.key.encode()).hexdigest())
+
+
+def item_valence(windows: list[dict[str, Any]], spans: Sequence[tuple[float, float]], hop_s: float) -> np.ndarray:
+    """The valence of the window whose end is nearest each item's end (NaN where none lies within a hop).
+
+    `spans` are the items' (start, end) in media seconds from the stream's start; a window's media time comes
+    from its monotonic end, taking the first window to end one hop after the start."""
+    ends = np.array([w["window"]["end"]["mono_ns"] for w in windows], np.float64)
+    out = np.full(len(spans), np.nan)
+    if ends.size == 0:
+        return out
+    t0 = ends.min() - hop_s * NS
+    media_end = (ends - t0) / NS
+    valence = np.array([np.nan if w["valence"] is None else w["valence"] for w in windows], np.float64)
+    for i, (_, end) in enumerate(spans):
+        j = int(np.argmin(np.abs(media_end - end)))
+        if abs(media_end[j] - end) <= hop_s:
+            out[i] = valence[j]
+    return out

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""The face targets of issue 15 through the live path: held-out FER2013 photos shown to `qamoe-live --camera
+VIDEO --mic none`.
+
+  python tools/evaluate_faces_live.py --affect ../shared/data/affect --engines engines --json out.json
+  python tools/evaluate_faces_live.py --affect ../shared/data/affect --engines engines --limit 100   # quick
+
+The photos of a split (default test; `qamoe.corpus.fer`: a hash of the file name, never the label) are placed
+in webcam frames exactly as the training corpus places them (`qamoe.corpus.fer.place`; fresh sensor noise in
+each frame, or qamoe-live would call the camera frozen and distrust it), each held for `--hold`
+seconds (a whole number of window hops, at least one window) in one MJPG video at 10 frames per second (what a
+USB webcam delivers), in an order hashed from the photos' ids. One real `qamoe-live --camera VIDEO --mic none
+--fast` process replays it and a real ZeroMQ subscriber reads its sentiment messages; each photo's valence is
+that of the window that ends where the photo's hold ends (the window then holds that photo alone). `--limit N`
+takes the N photos of the split with the smallest id hashes (label-free). The metrics are
+`qamoe.corpus.affect_eval`'s (fer2013 row).
+
+`--grid DIR` also replays each GRID clip of DIR (../shared/media/grid: neutral read speech, one frontal face)
+with both tracks (`qamoe-live --video-file CLIP --fast`) and prints each clip's mean valence over its windows
+and the mean |valence| over all of them (issue 15's target for neutral readers: <= 0.3).
+
+Exit codes: 0 ok, 2 bad options, 3 data unreadable, 1 qamoe-live failed (its error line is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
+    sys.path.insert(0, str(REPO_ROOT))
+
+from edge.cli.liverun import LiveCommand, LiveRunError, run_to_end
+from edge.features.spec import default_feature_spec
+from edge.publish.recorder import free_endpoint
+from qamoe.corpus.affect_eval import affect_rows, format_rows
+from qamoe.corpus.extract_io import run_tool
+from qamoe.corpus.fer import FerData, FerFace, place, read_fer
+from qamoe.corpus.live_eval import item_valence, play_order
+from qamoe.errors import ConfigError, DataError
+
+SPEC = default_feature_spec()
+FPS = 10
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
+    p.add_argument("--affect", type=Path, required=True, help="the folder of ../shared/data/affect")
+    p.add_argument("--engines", type=Path, default=REPO_ROOT / "engines", help="qamoe-live's --engines-dir")
+    p.add_argument("--split", default="test", choices=("valid", "test"))
+    p.add_argument("--hold", type=float, default=4.5, help="seconds each photo is shown (>= the window)")
+    p.add_argument("--limit", type=int, help="at most N photos (those with the smallest id hashes)")
+    p.add_argument("--grid", type=Path, help="also replay the GRID clips of this folder with both tracks")
+    p.add_argument("--json", type=Path, help="write the rows and each photo's valence here")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def write_video(data: FerData, faces: list[FerFace], hold_s: float, path: Path) -> list[tuple[float, float]]:
+    """Each photo placed and held `hold_s` in one MJPG video at `FPS`; their spans (s)."""
+    frames_each = round(hold_s * FPS)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (640, 480))
+    if not writer.isOpened():
+        raise DataError(f"OpenCV cannot write an MJPG video at {path}")
+    spans = []
+    try:
+        for i, f in enumerate(faces):
+            for k in range(frames_each):  # fresh sensor noise in every frame, as a webcam's
+                writer.write(place(data.images[f.index], f.key.split("/", 1)[1], frame=k))
+            spans.append((i * frames_each / FPS, (i + 1) * frames_each / FPS))
+    finally:
+        writer.release()
+    return spans
+
+
+def grid_valence(grid: Path, engines: Path) -> dict[str, list[float]]:
+    """Each GRID clip's published valences, both tracks through `qamoe-live --video-file CLIP --fast`."""
+    clips = sorted(grid.glob("*.mpg"))
+    if not clips:
+        raise DataError(f"no GRID clips (*.mpg) in {grid}: pass ../shared/media/grid")
+    out = {}
+    for clip in clips:
+        command = LiveCommand(("--video-file", str(clip), "--fast"), engines_dir=engines, endpoint=free_endpoint())
+        outcome = run_to_end(command, timeout_s=300, record=True)
+        if outcome.exit_code != 0:
+            raise LiveRunError(f"{clip.name}: qamoe-live exited {outcome.exit_code}")
+        out[clip.name] = [w["valence"] for w in outcome.of("sentiment") if w["valence"] is not None]
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    hops = args.hold / SPEC.hop_s
+    if args.hold < SPEC.window_s or not math.isclose(hops, round(hops)) or (args.limit or 1) < 1:
+        raise ConfigError(f"--hold {args.hold}: use a multiple of the hop ({SPEC.hop_s} s) of at least the window "
+                          f"({SPEC.window_s} s), e.g. 4.5; --limit >= 1")  # fmt: skip
+    if args.grid is not None and not sorted(args.grid.glob("*.mpg")):  # before the long run, not after it
+        raise DataError(f"no GRID clips (*.mpg) in {args.grid}: pass ../shared/media/grid")
+    data = read_fer(args.affect)
+    faces = play_order([f for f in data.faces if f.split == args.split])[: args.limit]
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "held_out.avi"
+        spans = write_video(data, faces, args.hold, video)
+        command = LiveCommand(("--camera", str(video), "--mic", "none", "--fast"), engines_dir=args.engines,
+                              endpoint=free_endpoint())  # fmt: skip
+        try:
+            outcome = run_to_end(command, timeout_s=120 + spans[-1][1], record=True)
+        except LiveRunError as e:
+            print(f"qamoe-live failed: {e}", file=sys.stderr)
+            return 1
+    if outcome.exit_code != 0:
+        print(f"qamoe-live exited {outcome.exit_code}: {outcome.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return 1
+    windows = outcome.of("sentiment")
+    valence = item_valence(windows, spans, SPEC.hop_s)
+    ok = ~np.isnan(valence)
+    ids = np.array([f.key for f in faces])[ok]
+    labels = np.array([f.label for f in faces], np.float32)[ok]
+    rows = affect_rows(ids, valence[ok], labels)
+    print(format_rows(rows, f"live path, FER2013 {args.split}: {ok.sum()} of {len(faces)} photos, "
+                            f"{len(windows)} windows"))  # fmt: skip
+    grid: dict[str, list[float]] = {}
+    if args.grid is not None:
+        try:
+            grid = grid_valence(args.grid, args.engines)
+        except LiveRunError as e:
+            print(f"qamoe-live failed: {e}", file=sys.stderr)
+            return 1
+        every = np.concatenate([np.asarray(v, np.float64) for v in grid.values()])
+        print(f"\nGRID, both tracks: {len(grid)} clips, {every.size} windows, mean |valence| "
+              f"{np.mean(np.abs(every)):.3f} (target <= 0.3); per clip mean: "
+              + ", ".join(f"{k} {np.mean(v):+.2f}" for k, v in grid.items()))  # fmt: skip
+    if args.json is not None:
+        per_photo = [{"id": f.key, "expression": f.expression, "label": f.label,
+                      "valence": None if np.isnan(v) else float(v)} for f, v in zip(faces, valence, strict=True)]
+        args.json.write_text(json.dumps({"rows": rows, "photos": per_photo, "grid": grid}, indent=1, default=float)
+                             + "\n", encoding="utf-8")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_tool(parse_args, main, sys.argv[1:]))
