@@ -5,10 +5,14 @@ training shards, one window per clip, split by speaker (docs/CORPUS.md, "Real em
   python tools/build_affect_corpus.py --affect ../shared/data/affect --out runs/affect
   python tools/build_affect_corpus.py --affect ../shared/data/affect --out runs/affect --datasets ravdess \
       --limit 50                          # a first look; a re-run continues where it stopped
+  python tools/build_affect_corpus.py --affect ../shared/data/affect --out runs/affect --balanced-out runs/affect-bal
 
 Labels: the emotion -> valence map and the speaker splits of `qamoe.corpus.affect`. Output: shards
 `<split>-NNNNN.npz` for `tools/train.py --data shards:OUT`, `provenance.jsonl` (per clip: speaker, emotion,
 label, split, what the ASR heard), `skipped.json`, `extract.json`. Resumable: made clips are not made again.
+`--balanced-out DIR` then writes a second folder for training: the train split label-balanced to a mean target
+of 0 (every clip of target >= 0, a hashed share of the negative ones; `qamoe.corpus.balance`) and the valid and
+test splits whole; train on it instead of `--out`.
 The data is research data with its own licences (../shared/data/affect/README.md): `--out` must lie outside
 the tracked files (`runs/` is gitignored). Exit codes: 0 ok, 2 bad options or engines not built, 3 data
 missing or unreadable, 130 interrupted.
@@ -30,6 +34,7 @@ from edge.features.spec import default_feature_spec
 from qamoe import __version__
 from qamoe.corpus.affect import DATASETS, read_clips
 from qamoe.corpus.affect_build import build
+from qamoe.corpus.balance import write_balanced
 from qamoe.corpus.extract_io import add_shard_args, make_extractors, run_tool
 from qamoe.errors import ConfigError
 from qamoe.provenance import git_commit
@@ -43,6 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated subset of {','.join(DATASETS)}")
     p.add_argument("--workers", type=int, default=2, help="worker processes (each: Whisper on one thread)")
     p.add_argument("--limit", type=int, help="make at most N clips in this run (the rest on a re-run)")
+    p.add_argument("--balanced-out", type=Path, help="also write the label-balanced training view here")
     add_shard_args(p, "clips")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -63,6 +69,10 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     counts = build(clips, args.out, workers=args.workers, limit=args.limit, options=options,
                    shard_size=args.shard_size, checkpoint_every=args.checkpoint_every, created_by=created_by)
+    if args.balanced_out is not None:
+        balanced = write_balanced(args.out, args.balanced_out, created_by=f"{created_by} --balanced-out",
+                                  shard_size=args.shard_size)  # fmt: skip
+        print(f"balanced view in {args.balanced_out}: " + ", ".join(f"{k} {v}" for k, v in balanced.items()))
     print(f"made {counts['made']} clip(s) in {time.perf_counter() - t0:.1f} s; {counts['done_before']} made or "
           f"skipped before; {counts['skipped']} skipped in all (skipped.json); shards in {args.out}")
     return 0

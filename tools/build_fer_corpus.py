@@ -10,7 +10,7 @@ Labels: the expression -> valence map of `qamoe.corpus.fer` (surprise left out).
 `<split>-NNNNN.npz` for `tools/train.py --data shards:OUT`, `provenance.jsonl` (per photo: expression, label,
 split, whether BlazeFace found the face), `skipped.json`, `extract.json`. Resumable: made photos are not made
 again. `--balanced-out DIR` then writes a second folder for training: the train split label-balanced to a
-mean target of 0 (every happy and neutral photo, a hashed share of the negative ones; `qamoe.corpus.fer_balance`)
+mean target of 0 (every happy and neutral photo, a hashed share of the negative ones; `qamoe.corpus.balance`)
 and the valid and test splits whole; train on it instead of `--out` (`shards:...,DIR`). FER2013 is research data of unclear licence (../shared/data/affect/README.md): `--out` must lie outside
 the tracked files (`runs/` is gitignored). Exit codes: 0 ok, 2 bad options or engines not built, 3 data
 missing or unreadable, 130 interrupted.
@@ -29,9 +29,9 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 
 from edge.features.spec import default_feature_spec
 from qamoe import __version__
+from qamoe.corpus.balance import write_balanced
 from qamoe.corpus.extract_io import add_shard_args, make_extractors, run_tool
 from qamoe.corpus.fer import WebcamPlacement, read_fer
-from qamoe.corpus.fer_balance import write_balanced
 from qamoe.corpus.fer_build import build
 from qamoe.errors import ConfigError
 from qamoe.provenance import git_commit

@@ -17,7 +17,9 @@ takes the N photos of the split with the smallest id hashes (label-free). The me
 
 `--grid DIR` also replays each GRID clip of DIR (../shared/media/grid: neutral read speech, one frontal face)
 with both tracks (`qamoe-live --video-file CLIP --fast`) and prints each clip's mean valence over its windows
-and the mean |valence| over all of them (issue 15's target for neutral readers: <= 0.3).
+and the mean |valence| over all of them (issue 15's target for neutral readers: <= 0.3); `--grid-streams`
+replays them also with the face alone (`--camera CLIP --mic none`) and with the voice and words alone
+(`--camera none --mic CLIP`), to tell which stream moves the reading.
 
 Exit codes: 0 ok, 2 bad options, 3 data unreadable, 1 qamoe-live failed (its error line is printed).
 """
@@ -60,6 +62,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--hold", type=float, default=4.5, help="seconds each photo is shown (>= the window)")
     p.add_argument("--limit", type=int, help="at most N photos (those with the smallest id hashes)")
     p.add_argument("--grid", type=Path, help="also replay the GRID clips of this folder with both tracks")
+    p.add_argument("--grid-streams", action="store_true", help="and with the face alone and the voice alone")
     p.add_argument("--json", type=Path, help="write the rows and each photo's valence here")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -82,14 +85,18 @@ def write_video(data: FerData, faces: list[FerFace], hold_s: float, path: Path) 
     return spans
 
 
-def grid_valence(grid: Path, engines: Path) -> dict[str, list[float]]:
-    """Each GRID clip's published valences, both tracks through `qamoe-live --video-file CLIP --fast`."""
+GRID_MODES = {"both": ("--video-file",), "face only": ("--mic", "none", "--camera"),
+              "voice + words": ("--camera", "none", "--mic")}  # fmt: skip
+
+
+def grid_valence(grid: Path, engines: Path, mode: str = "both") -> dict[str, list[float]]:
+    """Each GRID clip's published valences through `qamoe-live --fast` with the streams of `mode`."""
     clips = sorted(grid.glob("*.mpg"))
     if not clips:
         raise DataError(f"no GRID clips (*.mpg) in {grid}: pass ../shared/media/grid")
     out = {}
     for clip in clips:
-        command = LiveCommand(("--video-file", str(clip), "--fast"), engines_dir=engines, endpoint=free_endpoint())
+        command = LiveCommand((*GRID_MODES[mode], str(clip), "--fast"), engines_dir=engines, endpoint=free_endpoint())
         outcome = run_to_end(command, timeout_s=300, record=True)
         if outcome.exit_code != 0:
             raise LiveRunError(f"{clip.name}: qamoe-live exited {outcome.exit_code}")
@@ -102,6 +109,8 @@ def main(args: argparse.Namespace) -> int:
     if args.hold < SPEC.window_s or not math.isclose(hops, round(hops)) or (args.limit or 1) < 1:
         raise ConfigError(f"--hold {args.hold}: use a multiple of the hop ({SPEC.hop_s} s) of at least the window "
                           f"({SPEC.window_s} s), e.g. 4.5; --limit >= 1")  # fmt: skip
+    if args.grid_streams and args.grid is None:
+        raise ConfigError("--grid-streams needs --grid DIR")
     if args.grid is not None and not sorted(args.grid.glob("*.mpg")):  # before the long run, not after it
         raise DataError(f"no GRID clips (*.mpg) in {args.grid}: pass ../shared/media/grid")
     data = read_fer(args.affect)
@@ -127,17 +136,18 @@ def main(args: argparse.Namespace) -> int:
     rows = affect_rows(ids, valence[ok], labels)
     print(format_rows(rows, f"live path, FER2013 {args.split}: {ok.sum()} of {len(faces)} photos, "
                             f"{len(windows)} windows"))  # fmt: skip
-    grid: dict[str, list[float]] = {}
+    grid: dict[str, dict[str, list[float]]] = {}
     if args.grid is not None:
-        try:
-            grid = grid_valence(args.grid, args.engines)
-        except LiveRunError as e:
-            print(f"qamoe-live failed: {e}", file=sys.stderr)
-            return 1
-        every = np.concatenate([np.asarray(v, np.float64) for v in grid.values()])
-        print(f"\nGRID, both tracks: {len(grid)} clips, {every.size} windows, mean |valence| "
-              f"{np.mean(np.abs(every)):.3f} (target <= 0.3); per clip mean: "
-              + ", ".join(f"{k} {np.mean(v):+.2f}" for k, v in grid.items()))  # fmt: skip
+        for mode in GRID_MODES if args.grid_streams else ("both",):
+            try:
+                grid[mode] = runs = grid_valence(args.grid, args.engines, mode)
+            except LiveRunError as e:
+                print(f"qamoe-live failed: {e}", file=sys.stderr)
+                return 1
+            every = np.concatenate([np.asarray(v, np.float64) for v in runs.values()])
+            print(f"\nGRID, {mode}: {len(runs)} clips, {every.size} windows, mean valence {np.mean(every):+.3f}, "
+                  f"mean |valence| {np.mean(np.abs(every)):.3f} (target <= 0.3 with both); per clip mean: "
+                  + ", ".join(f"{k} {np.mean(v):+.2f}" for k, v in runs.items()))  # fmt: skip
     if args.json is not None:
         per_photo = [{"id": f.key, "expression": f.expression, "label": f.label,
                       "valence": None if np.isnan(v) else float(v)} for f, v in zip(faces, valence, strict=True)]

@@ -105,7 +105,7 @@ def test_each_frame_of_a_video_of_the_photo_has_fresh_noise_on_the_same_placemen
 
 
 def test_the_balanced_training_view_keeps_every_non_negative_row_and_zeroes_the_mean() -> None:
-    from qamoe.corpus.fer_balance import select_balanced
+    from qamoe.corpus.balance import select_balanced
 
     labels = np.array([2.0] * 30 + [0.0] * 20 + [-2.0] * 40 + [-1.5] * 10)
     ids = np.array([f"fer2013/Training_{i}" for i in range(labels.size)])

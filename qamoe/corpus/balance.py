@@ -1,14 +1,18 @@
-"""A label-balanced training view of the FER2013 corpus (`qamoe.corpus.fer_build`): a training resampling only.
+"""A label-balanced training view of a real-affect corpus folder (FER2013 faces, emotional speech): a training
+resampling only.
 
-FER2013's classes are not balanced in valence: of the photos with a face found in the train split, about 28%
-are happy (+2), 19% neutral (0) and 53% one of the four negative classes (-1.5 to -2), so the mean target is
-about -0.5. The face features the shipped extractor gives carry little of the expression on these photos
-(docs/results/affect/summary.md), and a regression trained on them falls back towards that mean: neutral
-faces, and the neutral GRID readers, read negative. The balanced view keeps every happy and neutral photo and
-the share of the negative photos that brings the mean target to `target_mean` (0), chosen by a hash of their
-ids (`select_balanced`). It is applied to the train split only: the valid split (selection) and the test
-split (reporting) are copied whole, every photo whatever its label. Choosing training rows by label is allowed
-(a training augmentation, like the face bank's pairing); choosing evaluation rows by it is not.
+Real-affect sets are not balanced in valence. Of the FER2013 photos with a face found in the train split,
+about 28% are happy (+2), 19% neutral (0) and 53% one of the four negative classes (-1.5 to -2), a mean target
+of about -0.5; RAVDESS and EmoDB lean the same way (four negative emotions against happy and calm). Trained on
+such rows beside MOSI/MOSEI, whose speech is synthesised, a model learns a shortcut as well as affect: "a real
+face" or "a real voice" means negative. Measured (docs/results/affect/summary.md): neutral faces read
+negative, and the neutral read speech of the GRID clips, heard by the voice path alone, reads -1.3.
+
+The balanced view keeps every row with a target >= 0 and the negative rows with the smallest sha256(id), up to
+the count that brings the mean target nearest `target_mean` (0) (`select_balanced`). It is applied to the
+train split only: the valid split (selection) and the test split (reporting) are copied whole, every row
+whatever its label. Choosing training rows by their label is allowed (a training resampling, like the face
+bank's pairing); choosing evaluation rows by it is not.
 """
 
 from __future__ import annotations
