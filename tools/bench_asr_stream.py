@@ -12,8 +12,11 @@ step, its load shedding on), once per setting (`--settings`, default: live bound
   live      greedy only and the token cap; Whisper's 30 s encoder window and its seek loop (before bounded)
   single    `live` + one decode per call without timestamp tokens (edge.asr.bounded), 30 s window
   bounded   `single` + the encoder sees the content + `--pad` s (default 3: the live pipeline's setting)
+`--guards on off` runs each setting with the commit guards of edge.asr.guards on and off (default: on only).
 Prints per setting and speech: decodes, their total / median / p95 / max seconds, RTF, words committed, and the
-WER of the committed text; beside them, the WER of one offline pass (edge.asr.Transcriber defaults) per clip.
+WER of the committed text; beside them, the WER of one offline pass (edge.asr.Transcriber defaults) per clip,
+and the words the commit guards dropped. Real speech whose words are known, streamed as qamoe-live streams it
+and scored against the offline pass clip by clip: tools/bench_asr_ravdess.py.
 Looping matters: the committed text becomes the next decodes' prompt, and repeated or grammar-like text is where
 decodes start to loop (docs/RELIABILITY.md, the soak). The max is what stalls a real-time ASR."""
 
@@ -35,7 +38,8 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 from edge.asr import AsrConfig, Transcriber
 from edge.asr.audio_file import load_audio_16k
 from edge.asr.bounded import LIVE_ENCODER_PAD_S
-from edge.asr.streaming import StreamingAsr
+from edge.asr.guards import CommitGuardConfig
+from edge.asr.streaming import StreamingAsr, StreamingAsrConfig, StreamingStats
 from edge.asr.transcriber import streaming_config
 from edge.asr.wer import word_error_rate
 from qamoe.corpus.synth import Voice, synthesize
@@ -71,7 +75,7 @@ def mosi_speech(label_csv: Path, n: int) -> tuple[list[np.ndarray], list[str]]:
     return [synthesize(t, voice) for t in texts], texts
 
 
-def stream(config: AsrConfig, pcm: np.ndarray) -> tuple[np.ndarray, str]:
+def stream(config: AsrConfig, pcm: np.ndarray, guards: bool = True) -> tuple[np.ndarray, str, StreamingStats]:
     transcriber = Transcriber(config)
     times: list[float] = []
 
@@ -82,13 +86,13 @@ def stream(config: AsrConfig, pcm: np.ndarray) -> tuple[np.ndarray, str]:
         finally:
             times.append(time.perf_counter() - start)
 
-    asr = StreamingAsr(timed)
+    asr = StreamingAsr(timed, StreamingAsrConfig(guards=CommitGuardConfig(enabled=guards)))
     words = []
     for i in range(0, len(pcm), CHUNK):
         asr.insert_audio(pcm[i : i + CHUNK], i * 1_000_000_000 // SR, None)
         words += asr.process()
     words += asr.finish()
-    return np.array(times), " ".join(w.text for w in words)
+    return np.array(times), " ".join(w.text for w in words), asr.stats
 
 
 def offline_wer(clips: list[np.ndarray], refs: list[str]) -> float:
@@ -105,24 +109,28 @@ def main() -> int:
     p.add_argument("--sentences", type=int, default=30)
     p.add_argument("--settings", nargs="+", default=["live", "bounded"], choices=list(settings(1.0)))
     p.add_argument("--pad", type=float, default=LIVE_ENCODER_PAD_S, help="encoder padding of `bounded`, s")
+    p.add_argument("--guards", nargs="+", default=["on"], choices=["on", "off"], help="commit guards on/off")
     args = p.parse_args()
     corpora = {"GRID": grid_speech(args.grid, args.loops)}
     if args.mosi:
         corpora["MOSI/espeak"] = mosi_speech(args.mosi, args.sentences)
     pause = np.zeros(SR, np.float32)
-    print("| speech | setting | decodes | total s | RTF | median s | p95 s | max s | words | WER | offline WER |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| speech | setting | decodes | total s | RTF | median s | p95 s | max s | words | WER | offline WER "
+          "| guard drops |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for corpus, (clips, refs) in corpora.items():
         pcm = np.concatenate([x for c in clips for x in (c, pause)])
         seconds = len(pcm) / SR
         base = offline_wer(clips, refs)
         for name in args.settings:
-            config = settings(args.pad)[name]
-            t, text = stream(config, pcm)
-            wer = word_error_rate(" ".join(refs), text)
-            print(f"| {corpus} {seconds:.0f} s | {name} | {len(t)} | {t.sum():.1f} | {t.sum() / seconds:.2f} "
-                  f"| {np.median(t):.2f} | {np.quantile(t, 0.95):.2f} | {t.max():.2f} | {len(text.split())} "
-                  f"| {wer:.3f} | {base:.3f} |", flush=True)
+            for guards in args.guards:
+                config = settings(args.pad)[name]
+                t, text, stats = stream(config, pcm, guards == "on")
+                wer = word_error_rate(" ".join(refs), text)
+                drops = ", ".join(f"{k} {v}" for k, v in stats.dropped().items() if v) or "-"
+                print(f"| {corpus} {seconds:.0f} s | {name}, guards {guards} | {len(t)} | {t.sum():.1f} "
+                      f"| {t.sum() / seconds:.2f} | {np.median(t):.2f} | {np.quantile(t, 0.95):.2f} | {t.max():.2f} "
+                      f"| {len(text.split())} | {wer:.3f} | {base:.3f} | {drops} |", flush=True)
     return 0
 
 

@@ -19,14 +19,21 @@ Bounded work, always:
   step grows (up to `max_step_s`) so that the decoder runs less often; it shrinks back when there is slack. The
   current step and lag are reported.
 
-Hallucination guards live in the transcriber (no-speech probability, log-probability, compression ratio, the
-VAD filter); silence and noise therefore produce no hypothesis and nothing to commit.
+Hallucination guards, two layers. The transcriber drops segments that fail Whisper's no-speech, log-probability
+and compression tests, and its VAD filter keeps silence and noise from the decoder. Every commit here (agreement,
+utterance close, forced commit, end of stream) then passes the words through the commit guards of
+`edge.asr.guards` (`StreamingAsrConfig.guards`): `low_confidence` (Whisper's segment tests again, for any
+transcribe function), `unvoiced` (outside the audio the caller's `speech_prob` called speech), `collapsed` (>= 3
+words starting within 60 ms) and `repeat` (a phrase repeating the committed tail that could not have been said
+again: the same audio twice, or in under half the time). Decodes that loop at the end of the speech ("a
+jacket. Don't forget a jacket. Don't forget a jacket", the copies all starting within 20 ms) are what these
+catch; `StreamingStats.dropped_<rule>` counts the words each rule kept out. Dropped words still move the commit
+point, so the next decodes do not offer them again.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 import zlib
 from collections.abc import Callable
@@ -34,13 +41,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge.asr.guards import RULES, CommitGuard, CommitGuardConfig, norm
 from edge.asr.words import Word
 from edge.errors import UsageError
 from edge.vocab import NS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
-
-_NORM = re.compile(r"[^\w']+")
 
 TranscribeFn = Callable[..., list[Word]]
 
@@ -77,6 +83,7 @@ class StreamingAsrConfig:
     speech_threshold: float = 0.5
     prompt_chars: int = 200
     preroll_s: float = 0.5
+    guards: CommitGuardConfig = field(default_factory=CommitGuardConfig)
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.step_s <= self.max_step_s:
@@ -85,10 +92,6 @@ class StreamingAsrConfig:
             raise StreamingConfigError(f"need 0 < trim_s < max_buffer_s, got {self.trim_s}, {self.max_buffer_s}")
         if self.flush_silence_s <= 0 or not 0 <= self.speech_threshold <= 1:
             raise StreamingConfigError("flush_silence_s must be > 0 and speech_threshold in [0, 1]")
-
-
-def norm(word: str) -> str:
-    return _NORM.sub("", word.lower())
 
 
 @dataclass
@@ -101,6 +104,15 @@ class StreamingStats:
     step_s: float = 0.0
     committed_words: int = 0
     history: list[float] = field(default_factory=list)
+    # words the commit guards kept out of the transcript, per rule (edge.asr.guards)
+    dropped_low_confidence: int = 0
+    dropped_unvoiced: int = 0
+    dropped_collapsed: int = 0
+    dropped_repeat: int = 0
+
+    def dropped(self) -> dict[str, int]:
+        """Words each commit guard dropped so far, by rule name."""
+        return {rule: int(getattr(self, f"dropped_{rule}")) for rule in RULES}
 
 
 class StreamingAsr:
@@ -108,6 +120,8 @@ class StreamingAsr:
         self.config = config or StreamingAsrConfig()
         self._transcribe = transcribe
         self.stats = StreamingStats(step_s=self.config.step_s)
+        # voiced audio is kept for as long as a word in the buffer can reach back (edge.asr.guards.VoicedAudio)
+        self._guard = CommitGuard(self.config.guards, keep_s=self.config.max_buffer_s + self.config.max_step_s + 2)
         self.reset()
 
     def reset(self) -> None:
@@ -120,7 +134,9 @@ class StreamingAsr:
         self._prev: list[Word] = []  # previous hypothesis, uncommitted part
         self._committed: list[Word] = []
         self._committed_end = 0
+        self._decided = False  # a commit has happened since reset() (its words kept or dropped)
         self._pending: list[Word] = []  # committed by insert_audio (a gap), returned by the next process()
+        self._guard.reset()
 
     # ------------------------------------------------------------------ input
     def insert_audio(self, pcm: np.ndarray, t_ns: int, speech_prob: float | None = None) -> None:
@@ -138,6 +154,7 @@ class StreamingAsr:
         self._buf = np.concatenate([self._buf, pcm])
         self._new += len(pcm)
         speech = speech_prob is None or speech_prob >= self.config.speech_threshold
+        self._guard.note_audio(int(t_ns), int(t_ns) + len(pcm) * NS // SAMPLE_RATE, speech)
         self._new_speech |= speech
         self._has_speech |= speech
         self._silence_s = 0.0 if speech else self._silence_s + len(pcm) / SAMPLE_RATE
@@ -229,12 +246,19 @@ class StreamingAsr:
         return out
 
     def _commit(self, words: list[Word]) -> list[Word]:
-        fresh = [w for w in words if w.end_ns > self._committed_end or not self._committed]
-        self._committed += fresh
-        if fresh:
-            self._committed_end = max(self._committed_end, fresh[-1].end_ns)
-            self.stats.committed_words += len(fresh)
-        return fresh
+        """Commit `words` (a hypothesis' agreed or final part) less what the commit guards drop. Dropped words
+        move the commit point too: they were decided, and the next decodes must not offer them again."""
+        fresh = [w for w in words if w.end_ns > self._committed_end or not self._decided]
+        if not fresh:
+            return []
+        self._decided = True
+        result = self._guard.filter(fresh, self._committed[-self.config.guards.repeat_context_words :])
+        for rule, lost in result.dropped.items():
+            setattr(self.stats, f"dropped_{rule}", getattr(self.stats, f"dropped_{rule}") + len(lost))
+        self._committed += result.kept
+        self._committed_end = max(self._committed_end, max(w.end_ns for w in fresh))
+        self.stats.committed_words += len(result.kept)
+        return result.kept
 
     def _flush(self) -> list[Word]:
         out = self._commit(self._prev)
