@@ -52,7 +52,7 @@ def test_silence_is_not_transcribed_and_flushes_the_utterance() -> None:
     assert [w.text for w in _feed(asr, 1.0, NS)] == ["hello", "there"]
     out = _feed(asr, 1.0, 2 * NS, speech=0.0)
     assert [w.text for w in out] == ["friend"]  # end of utterance: the rest is committed
-    assert asr.buffer_s == 0.0 and len(script.calls) == 2
+    assert asr.buffer_s <= asr.config.preroll_s + 1e-9 and len(script.calls) == 2  # only the lead-in is kept
     assert _feed(asr, 3.0, 3 * NS, speech=0.0) == [] and len(script.calls) == 2
 
 
@@ -82,6 +82,25 @@ def test_leading_silence_is_not_buffered() -> None:
     for k in range(30):
         _feed(asr, 0.1, k * NS // 10, speech=0.0)
     assert asr.buffer_s <= 0.5 + 1e-9
+
+
+def test_a_word_that_begins_as_the_utterance_closes_keeps_its_onset() -> None:
+    """The VAD's verdicts describe older audio: a spurious early "speech" then lets the leading silence close
+    an utterance just as the first word begins. The next decode must still hear the word's onset."""
+    script = Scripted([[], ["kids", "are"], ["kids", "are", "talking"]])
+    asr = StreamingAsr(script, StreamingAsrConfig(step_s=1.0, flush_silence_s=0.8, preroll_s=0.5))
+    onset = 850_000_000  # the word starts at 0.85 s; its first verdicts (silence) describe the audio before it
+    _feed(asr, 0.1, 0, speech=0.9)  # a click at the start
+    t = NS // 10
+    for _ in range(9):  # >= 0.8 s of "silence" verdicts: the utterance closes at 1.0 s, inside the word
+        _feed(asr, 0.1, t, speech=0.0)
+        t += NS // 10
+    assert len(script.calls) == 1 and asr.buffer_s == pytest.approx(0.5)  # closed, the lead-in kept
+    for _ in range(12):  # the word's verdicts arrive
+        _feed(asr, 0.1, t, speech=0.9)
+        t += NS // 10
+    first_decode_after_close = next(c for c in script.calls if c[1] > 0)
+    assert first_decode_after_close[1] <= onset  # the buffer decoded starts before the word did
 
 
 def test_buffer_is_bounded_even_without_agreement() -> None:
