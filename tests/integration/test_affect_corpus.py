@@ -46,7 +46,7 @@ def _build(clips: list, out: Path) -> dict:
                  created_by="tests")
 
 
-def test_clips_are_made_through_the_live_path_and_inputs_never_see_the_label(shared_dir: Path,
+def test_clips_are_made_through_the_live_path_and_are_label_independent(shared_dir: Path,
                                                                              tmp_path: Path) -> None:
     clips = _pick(read_clips(shared_dir / "data" / "affect", ["ravdess", "emodb"]))
     assert _build(clips, tmp_path / "a")["made"] == len(clips) == 6

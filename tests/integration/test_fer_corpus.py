@@ -60,7 +60,7 @@ def test_a_still_window_is_the_live_extractor_at_every_tick(fer) -> None:  # typ
     assert seen == {True, False}  # both a photo where BlazeFace finds the face and one where it does not
 
 
-def test_photos_are_made_through_the_live_path_and_inputs_never_see_the_label(fer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_photos_are_made_through_the_live_path_and_are_label_independent(fer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     faces = [next(f for f in fer.faces if (f.split, f.expression) == (s, e))
              for s in ("train", "valid", "test") for e in ("happy", "sad", "neutral")]  # fmt: skip
 
