@@ -30,14 +30,13 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
     sys.path.insert(0, str(REPO_ROOT))
 
 from edge.asr import load_audio_16k
-from edge.cli.liverun import LiveCommand, LiveRunError, run_to_end
+from edge.cli.liverun import LiveRunError
 from edge.features.spec import default_feature_spec
-from edge.publish.recorder import free_endpoint
 from edge.vocab import SAMPLE_RATE
 from qamoe.corpus.affect import read_clips
 from qamoe.corpus.affect_eval import affect_rows, format_rows
 from qamoe.corpus.extract_io import run_tool
-from qamoe.corpus.live_eval import item_valence, play_order
+from qamoe.corpus.live_eval import item_valence, play_order, sentiment_windows
 from qamoe.errors import ConfigError
 
 HOP_S = default_feature_spec().hop_s  # qamoe-live's window hop (the engines' feature spec)
@@ -96,17 +95,11 @@ def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "held_out.wav"
         spans = join_clips(clips, args.gap, wav)
-        command = LiveCommand(("--camera", "none", "--mic", str(wav), "--fast"), engines_dir=args.engines,
-                              endpoint=free_endpoint())  # fmt: skip
         try:
-            outcome = run_to_end(command, timeout_s=60 + 2 * spans[-1][1], record=True)
+            windows = sentiment_windows(("--camera", "none", "--mic", str(wav)), args.engines, 60 + 2 * spans[-1][1])
         except LiveRunError as e:
             print(f"qamoe-live failed: {e}", file=sys.stderr)
             return 1
-    if outcome.exit_code != 0:
-        print(f"qamoe-live exited {outcome.exit_code}: {outcome.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-        return 1
-    windows = outcome.of("sentiment")
     valence = item_valence(windows, spans, HOP_S)
     ok = ~np.isnan(valence)
     ids = np.array([c.key for c in clips])[ok]

@@ -40,13 +40,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
-from edge.cli.liverun import LiveCommand, LiveRunError, run_to_end
+from edge.cli.liverun import LiveRunError
 from edge.features.spec import default_feature_spec
-from edge.publish.recorder import free_endpoint
 from qamoe.corpus.affect_eval import affect_rows, format_rows
 from qamoe.corpus.extract_io import run_tool
 from qamoe.corpus.fer import FerData, FerFace, place, read_fer
-from qamoe.corpus.live_eval import item_valence, play_order
+from qamoe.corpus.live_eval import item_valence, play_order, sentiment_windows
 from qamoe.errors import ConfigError, DataError
 
 SPEC = default_feature_spec()
@@ -96,11 +95,8 @@ def grid_valence(grid: Path, engines: Path, mode: str = "both") -> dict[str, lis
         raise DataError(f"no GRID clips (*.mpg) in {grid}: pass ../shared/media/grid")
     out = {}
     for clip in clips:
-        command = LiveCommand((*GRID_MODES[mode], str(clip), "--fast"), engines_dir=engines, endpoint=free_endpoint())
-        outcome = run_to_end(command, timeout_s=300, record=True)
-        if outcome.exit_code != 0:
-            raise LiveRunError(f"{clip.name}: qamoe-live exited {outcome.exit_code}")
-        out[clip.name] = [w["valence"] for w in outcome.of("sentiment") if w["valence"] is not None]
+        windows = sentiment_windows((*GRID_MODES[mode], str(clip)), engines, 300)
+        out[clip.name] = [w["valence"] for w in windows if w["valence"] is not None]
     return out
 
 
@@ -118,17 +114,11 @@ def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "held_out.avi"
         spans = write_video(data, faces, args.hold, video)
-        command = LiveCommand(("--camera", str(video), "--mic", "none", "--fast"), engines_dir=args.engines,
-                              endpoint=free_endpoint())  # fmt: skip
         try:
-            outcome = run_to_end(command, timeout_s=120 + spans[-1][1], record=True)
+            windows = sentiment_windows(("--camera", str(video), "--mic", "none"), args.engines, 120 + spans[-1][1])
         except LiveRunError as e:
             print(f"qamoe-live failed: {e}", file=sys.stderr)
             return 1
-    if outcome.exit_code != 0:
-        print(f"qamoe-live exited {outcome.exit_code}: {outcome.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-        return 1
-    windows = outcome.of("sentiment")
     valence = item_valence(windows, spans, SPEC.hop_s)
     ok = ~np.isnan(valence)
     ids = np.array([f.key for f in faces])[ok]

@@ -3,17 +3,20 @@
 Shared by tools/evaluate_affect_live.py (voices through `--mic`) and tools/evaluate_faces_live.py (faces
 through `--camera`): the items are played in an order hashed from their ids (`play_order`, never from their
 labels), one after the other in one real `qamoe-live` run, and each item's valence is the valence of the
-published window whose end is nearest the item's end (`item_valence`).
+published window whose end is nearest the item's end (`item_valence`). `sentiment_windows` runs the replay.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from edge.cli.liverun import LiveCommand, LiveRunError, run_to_end
+from edge.publish.recorder import free_endpoint
 from edge.vocab import NS
 
 
@@ -50,3 +53,15 @@ def item_valence(windows: list[dict[str, Any]], spans: Sequence[tuple[float, flo
         if abs(media_end[j] - end) <= hop_s:
             out[i] = valence[j]
     return out
+
+
+def sentiment_windows(args: Sequence[str], engines: str | os.PathLike[str], timeout_s: float) -> list[dict[str, Any]]:
+    """One real `qamoe-live --fast ARGS` (engines `engines`, a free loopback endpoint), its published sentiment
+    messages as a real subscriber read them. LiveRunError (its message: qamoe-live's exit code and last error
+    line) when it cannot start or does not exit 0."""
+    command = LiveCommand(("--fast", *args), engines_dir=engines, endpoint=free_endpoint())
+    outcome = run_to_end(command, timeout_s=timeout_s, record=True)
+    if outcome.exit_code != 0:
+        last = outcome.stderr.strip().splitlines()[-1:] or [""]
+        raise LiveRunError(f"qamoe-live {' '.join(args)} exited {outcome.exit_code}: {last[0]}")
+    return outcome.of("sentiment")
