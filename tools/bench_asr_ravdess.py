@@ -4,6 +4,9 @@
   python tools/bench_asr_ravdess.py --ravdess ../shared/data/affect/ravdess --per-actor 2 --modes fast realtime
   python tools/bench_asr_ravdess.py --ravdess ../shared/data/affect/ravdess --per-actor 10 --modes fast --json o.json
 
+With `--grid DIR` instead of `--ravdess`, the same on the GRID clips (read speech, six words each; the file
+name's words are the reference, tools/_grid.py).
+
 Speech: RAVDESS (16 kHz mono FLAC, `03-01-EE-II-SS-RR-AA.flac`; statement SS 01 = "Kids are talking by the
 door", 02 = "Dogs are sitting by the door", the reference). Subset: `--per-actor N` clips of each of the 24
 actors, the first N of the actor's clips ordered by sha256(`--seed` + file name) (so emotions, intensities and
@@ -51,6 +54,7 @@ from edge.features.audio import AudioFeatureExtractor
 from edge.pipeline.stages import AsrStage, AudioStage
 from edge.sources.types import AudioChunk, ReadStatus
 from edge.vocab import NS, SAMPLE_RATE
+from tools._grid import grid_sentence
 
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 CHUNK_S = 0.1  # the audio file source's chunk (edge.sources.audio.AudioSourceConfig.chunk_s)
@@ -58,7 +62,9 @@ GUARDS = {"off": CommitGuardConfig(enabled=False), "on": CommitGuardConfig()}
 
 
 def reference(clip: Path) -> str:
-    """The sentence a RAVDESS file name encodes (field 5, the statement)."""
+    """The sentence a RAVDESS file name encodes (field 5, the statement), or a GRID file name (six words)."""
+    if clip.suffix == ".mpg":
+        return " ".join(grid_sentence(clip))
     parts = clip.stem.split("-")
     if len(parts) != 7 or parts[4] not in STATEMENTS:
         raise SystemExit(f"bench_asr_ravdess: {clip.name} is not a RAVDESS speech file name (03-01-EE-II-SS-RR-AA)")
@@ -78,6 +84,8 @@ def select(root: Path, per_actor: int, seed: str) -> list[Path]:
 
 
 def describe(clips: list[Path], per_actor: int, seed: str) -> str:
+    if clips[0].suffix == ".mpg":
+        return f"GRID: {len(clips)} clips (every clip in the folder)"
     emotions = Counter(c.stem.split("-")[2] for c in clips)
     statements = Counter(c.stem.split("-")[4] for c in clips)
     actors = len({c.parent.name for c in clips})
@@ -128,16 +136,23 @@ class LivePath:
         return " ".join(w.text for w in words), asr
 
 
-def settings(modes: list[str], flush_silence_s: float | None = None) -> dict[str, tuple[StreamingAsrConfig, bool]]:
+def settings(modes: list[str], flush_silence_s: float | None = None, guards: tuple[str, ...] = tuple(GUARDS),
+             slow_close: bool = False) -> dict[str, tuple[StreamingAsrConfig, bool]]:
+    """The streaming settings to run, by name. `slow_close` adds, per mode, the close policy before the quick
+    close (every utterance closed after `flush_silence_s`, however sure the VAD), guards on."""
     out = {}
     for mode in modes:
         base = StreamingAsrConfig()
         if flush_silence_s is not None:
-            base = replace(base, flush_silence_s=flush_silence_s)
+            base = replace(base, flush_silence_s=flush_silence_s, quick_flush_silence_s=min(
+                base.quick_flush_silence_s, flush_silence_s))
         if mode == "fast":  # edge.pipeline.build: a deterministic replay keeps a fixed cadence
             base = replace(base, max_step_s=base.step_s)
-        for name, guard in GUARDS.items():
-            out[f"{mode}, guards {name}"] = (replace(base, guards=guard), mode == "realtime")
+        for name in guards:
+            out[f"{mode}, guards {name}"] = (replace(base, guards=GUARDS[name]), mode == "realtime")
+        if slow_close:
+            slow = replace(base, quick_flush_silence_s=base.flush_silence_s, guards=GUARDS["on"])
+            out[f"{mode}, guards on, close {base.flush_silence_s} s only (before)"] = (slow, mode == "realtime")
     return out
 
 
@@ -153,21 +168,30 @@ def row(name: str, t: Tally) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--ravdess", type=Path, required=True, help="the ravdess folder (Actor_NN/*.flac)")
+    corpus = p.add_mutually_exclusive_group(required=True)
+    corpus.add_argument("--ravdess", type=Path, help="the ravdess folder (Actor_NN/*.flac)")
+    corpus.add_argument("--grid", type=Path, help="a folder of GRID .mpg clips (every clip; the file name's six "
+                        "words are the reference)")
     p.add_argument("--per-actor", type=int, default=2, help="clips per actor (24 actors)")
     p.add_argument("--seed", default="issue16", help="orders each actor's clips (sha256 of seed + name)")
     p.add_argument("--modes", nargs="+", default=["fast", "realtime"], choices=["fast", "realtime"])
     p.add_argument("--flush-silence", type=float, help="StreamingAsrConfig.flush_silence_s (default: the live "
                    "0.8 s); a diagnosis knob: how much of the gap to offline is the utterance closed too early")
+    p.add_argument("--guards", nargs="+", default=list(GUARDS), choices=list(GUARDS),
+                   help="the guard settings to run (default: off and on)")
+    p.add_argument("--slow-close", action="store_true", help="also run the close policy before the quick close "
+                   "(StreamingAsrConfig.quick_flush_silence_s = flush_silence_s), guards on, as a same-run baseline")
     p.add_argument("--json", type=Path, help="write every clip's transcripts and the totals here")
     p.add_argument("-v", "--verbose", action="store_true", help="print each clip's transcripts as it goes")
     args = p.parse_args()
     if args.per_actor < 1:
         raise SystemExit("bench_asr_ravdess: --per-actor must be >= 1")
-    clips = select(args.ravdess, args.per_actor, args.seed)
+    clips = select(args.ravdess, args.per_actor, args.seed) if args.ravdess else sorted(args.grid.glob("*.mpg"))
+    if not clips:
+        raise SystemExit(f"bench_asr_ravdess: no GRID clips (*.mpg) in {args.grid}")
     offline = Transcriber(AsrConfig())
     live = LivePath()
-    runs = settings(args.modes, args.flush_silence)
+    runs = settings(args.modes, args.flush_silence, tuple(args.guards), args.slow_close)
     tallies = {"offline (Transcriber)": Tally(), **{name: Tally() for name in runs}}
     per_clip = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

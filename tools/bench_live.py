@@ -5,7 +5,8 @@
       next to one-pass faster-whisper over the same audio (the baseline: ASR with no streaming)  target <= 0.5
   (b) window close -> publish latency, real-time replay (window closes at end + lateness)        p95 <= 100 ms
   (c) transcript lag: an utterance's last word's end (capture clock) -> its transcript message
-      arriving, same monotonic clock; also every word, and the streaming policy's share alone     p95 <= 1.5 s
+      arriving, same monotonic clock; also every word, and the streaming policy's share alone,
+      beside the policy before issue 16's quick close (every utterance closed after 0.8 s)        p95 <= 1.0 s
   (d) peak RSS of the qamoe-live process (VmHWM)                                                   <= 1.2 GB
 
   python tools/bench_live.py                       # ~30 s GRID montage, both runs, table
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,8 @@ if str(REPO) not in sys.path:
 GRID = REPO.parent / "shared" / "media" / "grid"
 SAMPLE_RATE = 16_000
 FPS = 25
-TARGETS = {"rtf": 0.5, "close_to_publish_p95_ms": 100.0, "transcript_lag_p95_s": 1.5, "peak_rss_mb": 1200.0}
+# transcript lag: issue 5 asked <= 1.5 s, issue 16 <= 1.0 s (the quick close of StreamingAsr)
+TARGETS = {"rtf": 0.5, "close_to_publish_p95_ms": 100.0, "transcript_lag_p95_s": 1.0, "peak_rss_mb": 1200.0}
 _REPLAYED = re.compile(r"replayed ([\d.]+) s in ([\d.]+) s: (\d+) windows, (\d+) words")
 
 
@@ -213,10 +216,11 @@ def lag_stats(words: list[tuple[int, int, int]], pause_s: float = 0.5) -> dict[s
             "final_max_s": pct(final, 100)}  # fmt: skip
 
 
-def policy_lag(engines: Path, clip: Path) -> dict[str, Any]:
+def policy_lag(engines: Path, clip: Path, streaming: Any = None) -> dict[str, Any]:
     """The streaming policy's own share of the transcript lag, free of compute time: a deterministic audio-only
     replay in which each word's lag is the media time of the chunk that committed it minus the word's end.
-    Its real-time factor (no camera) shows how much of (a) is audio + ASR."""
+    Its real-time factor (no camera) shows how much of (a) is audio + ASR. `streaming`: a StreamingAsrConfig
+    other than the live default (the same-run baseline of an ASR policy change)."""
     from edge.pipeline.build import PipelineConfig, build
     from edge.pipeline.replay import replay_fast
     from edge.pipeline.session import Session
@@ -225,7 +229,10 @@ def policy_lag(engines: Path, clip: Path) -> dict[str, Any]:
     from edge.publish.recorder import free_endpoint
     from edge.sources import parse_video_file
 
-    comps = build(PipelineConfig(engines_dir=engines, use_video=False, deterministic=True))
+    config = PipelineConfig(engines_dir=engines, use_video=False, deterministic=True)
+    if streaming is not None:
+        config = replace(config, streaming=streaming)
+    comps = build(config)
     assert comps.asr is not None
     committed: list[tuple[int, int, int]] = []
     push = comps.asr.push
@@ -265,6 +272,7 @@ def rows(res: dict[str, Any]) -> list[tuple[str, float | None, str, bool | None,
     fast, base, rt = res["fast_replay"], res["one_pass_whisper"], res["realtime"]
     win, lag, rtl = rt["windows"], rt["transcript"], rt["load_after"]
     pol, pol_load = res["policy_lag"], res["policy_lag"]["load_after"]
+    slow = res["policy_lag_slow_close"]
 
     def le(v: float | None, limit: float) -> bool | None:
         return None if v is None else v <= limit
@@ -279,9 +287,10 @@ def rows(res: dict[str, Any]) -> list[tuple[str, float | None, str, bool | None,
          le(win["close_to_publish_p95_ms"], TARGETS["close_to_publish_p95_ms"]), rtl),
         ("window end -> publish p95, ms (incl. lateness)", win["end_to_publish_p95_ms"], "-", None, rtl),
         ("transcript lag, end of speech p50, s", lag["final_p50_s"], "-", None, rtl),
-        ("transcript lag, end of speech p95, s", lag["final_p95_s"], "<= 1.5",
+        ("transcript lag, end of speech p95, s", lag["final_p95_s"], "<= 1.0",
          le(lag["final_p95_s"], TARGETS["transcript_lag_p95_s"]), rtl),
         ("  streaming policy alone (media clock) p95, s", pol["final_p95_s"], "-", None, pol_load),
+        ("  ... the same, every close after 0.8 s (before)", slow["final_p95_s"], "-", None, slow["load_after"]),
         ("transcript lag, every word p50 / p95, s", lag["all_p50_s"], f"p95 {lag['all_p95_s']:.2f}", None, rtl),
         ("peak RSS of qamoe-live, MB", rt["peak_rss_mb"], "<= 1200", le(rt["peak_rss_mb"], TARGETS["peak_rss_mb"]),
          rtl),
@@ -343,6 +352,11 @@ def main(argv: list[str] | None = None) -> int:
         res["one_pass_whisper"] = one_pass_whisper(engines, clip)
         res["fast_replay"] = fast_replay(engines, clip)
         res["policy_lag"] = policy_lag(engines, clip)
+        # the same-run baseline of the quick close (issue 16): every utterance closed after flush_silence_s
+        from edge.asr.streaming import StreamingAsrConfig
+
+        slow = StreamingAsrConfig(quick_flush_silence_s=StreamingAsrConfig().flush_silence_s)
+        res["policy_lag_slow_close"] = policy_lag(engines, clip, slow)
         rt = realtime_replay(engines, clip, timeout_s=seconds + 180)
         timed = rt.pop("timed")
         rt["windows"] = window_latency(timed, PipelineConfig().lateness_s)

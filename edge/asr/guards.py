@@ -6,7 +6,7 @@ speech ("a jacket. Don't forget a jacket. Don't forget a jacket", six words star
 decode can be confident (mean log-probability -0.2, no-speech 0.1) and compress below Whisper's 2.4 limit
 (2.39 measured), so the transcriber's segment rules let it through, and a commit makes the copies final for
 every subscriber. `StreamingAsr` therefore passes every word it is about to commit (agreement, utterance close,
-forced commit, end of stream) through `CommitGuard.filter`, which applies four named rules in this order; a word
+forced commit, end of stream) through `CommitGuard.filter`, which applies five named rules in this order; a word
 is dropped by the first rule that fires, and each rule's drops are counted (`StreamingStats.dropped_*`).
 
   low_confidence  the decode the word came from fails Whisper's own segment tests: compression ratio above
@@ -37,8 +37,14 @@ is dropped by the first rule that fires, and each rule's drops are counted (`Str
                   for "Set" in GRID), and a genuine "Set blue" then looked less than half as long as the first.
                   A one-word phrase counts only as an immediate repeat ("door! door!"), since short words recur
                   in any sentence.
+  fragment_run    a run of at least `fragment_run_min` (3) identical fragments in a row, a fragment being a
+                  word of at most `fragment_max_chars` (1) letters or digits ("'S", "D", "-"): every word of the
+                  run after its first goes. Whisper sometimes decodes a shouted or distorted sentence as a string
+                  of one such token spread over seconds ("D 'I 'S 'S 'S 'S 'S 'S 'S 'S", RAVDESS, an angry
+                  "Dogs are sitting by the door"), at a pace neither `collapsed` nor `repeat` catches. Real words
+                  never match; a stutter ("I I I think") keeps one "I".
 
-`CommitGuardConfig(enabled=False)` turns all four off (the benchmark's "before"). The reasons and the measured
+`CommitGuardConfig(enabled=False)` turns all five off (the benchmark's "before"). The reasons and the measured
 numbers are in docs/RELIABILITY.md ("Commit guards").
 """
 
@@ -54,7 +60,7 @@ from edge.vocab import NS, Word
 
 log = logging.getLogger(__name__)
 
-RULES = ("low_confidence", "unvoiced", "collapsed", "repeat")
+RULES = ("low_confidence", "unvoiced", "collapsed", "fragment_run", "repeat")
 _NORM = re.compile(r"[^\w']+")
 
 
@@ -81,6 +87,8 @@ class CommitGuardConfig:
     collapse_min_words: int = 3
     repeat_context_words: int = 16
     repeat_max_word_s: float = 0.05
+    fragment_run_min: int = 3
+    fragment_max_chars: int = 1
 
     def __post_init__(self) -> None:
         if self.max_compression_ratio <= 0 or not 0 <= self.silence_no_speech_prob <= 1:
@@ -91,6 +99,8 @@ class CommitGuardConfig:
             raise GuardConfigError("vad_lead_s, vad_tail_s, collapse_window_s and repeat_max_word_s must be >= 0")
         if self.collapse_min_words < 2 or self.repeat_context_words < 1:
             raise GuardConfigError("collapse_min_words must be >= 2 and repeat_context_words >= 1")
+        if self.fragment_run_min < 2 or self.fragment_max_chars < 0:
+            raise GuardConfigError("fragment_run_min must be >= 2 and fragment_max_chars >= 0")
 
 
 # ---------------------------------------------------------------------------------------------------- rules
@@ -158,6 +168,32 @@ def collapsed(words: Sequence[Word], cfg: CommitGuardConfig, tail: Sequence[Word
         else:
             i += 1
     return flags[len(ctx) :]
+
+
+def _fragment(text: str, cfg: CommitGuardConfig) -> str | None:
+    """The word's letters and digits if it is a fragment (at most fragment_max_chars of them), else None. Only
+    those are compared: Whisper writes the same token as "'S" and "'S'" within one run."""
+    key = "".join(c for c in norm(text) if c.isalnum())
+    return key if len(key) <= cfg.fragment_max_chars else None
+
+
+def fragment_runs(cands: Sequence[Word], tail: Sequence[Word], cfg: CommitGuardConfig) -> list[bool]:
+    """Rule `fragment_run`: in a run of >= fragment_run_min identical fragments in a row ("'S 'S 'S 'S"), flags
+    every candidate after the run's first word. `tail`: the committed words (a run may have begun there)."""
+    seq = [*tail[-(cfg.fragment_run_min - 1) :], *cands]
+    first = len(seq) - len(cands)
+    flags = [False] * len(cands)
+    i = 0
+    while i < len(seq):
+        key = _fragment(seq[i].text, cfg)
+        j = i + 1
+        while key is not None and j < len(seq) and _fragment(seq[j].text, cfg) == key:
+            j += 1
+        if j - i >= cfg.fragment_run_min:
+            for k in range(max(i + 1, first), j):
+                flags[k - first] = True
+        i = j
+    return flags
 
 
 def _respoken(copy: Sequence[Word], original: Sequence[Word], cfg: CommitGuardConfig) -> bool:
@@ -240,6 +276,9 @@ class CommitGuard:
                 dropped["collapsed"].append(word)
             else:
                 survivors.append(word)
+        runs = fragment_runs(survivors, tail, cfg)
+        dropped["fragment_run"] = [w for w, run in zip(survivors, runs, strict=True) if run]
+        survivors = [w for w, run in zip(survivors, runs, strict=True) if not run]
         kept: list[Word] = []
         for word, repeat in zip(survivors, repeats(survivors, tail, cfg), strict=True):
             (dropped["repeat"] if repeat else kept).append(word)

@@ -24,8 +24,9 @@ and compression tests, and its VAD filter keeps silence and noise from the decod
 utterance close, forced commit, end of stream) then passes the words through the commit guards of
 `edge.asr.guards` (`StreamingAsrConfig.guards`): `low_confidence` (Whisper's segment tests again, for any
 transcribe function), `unvoiced` (outside the audio the caller's `speech_prob` called speech), `collapsed` (>= 3
-words starting within 60 ms) and `repeat` (a phrase repeating the committed tail that could not have been said
-again: the same audio twice, or in under half the time). Decodes that loop at the end of the speech ("a
+words starting within 60 ms), `fragment_run` (one 1-letter token again and again: "'S 'S 'S") and `repeat` (a
+phrase repeating the committed tail that could not have been said again: the same audio twice, or in under half
+the time). Decodes that loop at the end of the speech ("a
 jacket. Don't forget a jacket. Don't forget a jacket", the copies all starting within 20 ms) are what these
 catch; `StreamingStats.dropped_<rule>` counts the words each rule kept out. Dropped words still move the commit
 point, so the next decodes do not offer them again.
@@ -80,6 +81,8 @@ class StreamingAsrConfig:
     trim_s: float = 8.0
     max_buffer_s: float = 15.0
     flush_silence_s: float = 0.8
+    quick_flush_silence_s: float = 0.5
+    quick_flush_max_prob: float = 0.1
     speech_threshold: float = 0.5
     prompt_chars: int = 200
     preroll_s: float = 0.5
@@ -92,6 +95,15 @@ class StreamingAsrConfig:
             raise StreamingConfigError(f"need 0 < trim_s < max_buffer_s, got {self.trim_s}, {self.max_buffer_s}")
         if self.flush_silence_s <= 0 or not 0 <= self.speech_threshold <= 1:
             raise StreamingConfigError("flush_silence_s must be > 0 and speech_threshold in [0, 1]")
+        if not 0 < self.quick_flush_silence_s <= self.flush_silence_s:
+            raise StreamingConfigError(
+                f"need 0 < quick_flush_silence_s <= flush_silence_s, got {self.quick_flush_silence_s}, "
+                f"{self.flush_silence_s} (set them equal to close every utterance after the same silence)"
+            )
+        if not 0 <= self.quick_flush_max_prob < self.speech_threshold:
+            raise StreamingConfigError(
+                f"need 0 <= quick_flush_max_prob < speech_threshold, got {self.quick_flush_max_prob}"
+            )
 
 
 @dataclass
@@ -108,6 +120,7 @@ class StreamingStats:
     dropped_low_confidence: int = 0
     dropped_unvoiced: int = 0
     dropped_collapsed: int = 0
+    dropped_fragment_run: int = 0
     dropped_repeat: int = 0
 
     def dropped(self) -> dict[str, int]:
@@ -129,7 +142,8 @@ class StreamingAsr:
         self._buf_t0: int | None = None
         self._new = 0  # samples inserted since the last transcription
         self._new_speech = False
-        self._silence_s = 0.0
+        self._silence = 0  # samples of silence since the last speech (integers: 8 x 0.1 s must reach 0.8 s)
+        self._silence_max = 0.0  # the highest speech probability heard in the current silence
         self._has_speech = False  # the buffer holds speech since it was last cleared
         self._prev: list[Word] = []  # previous hypothesis, uncommitted part
         self._committed: list[Word] = []
@@ -157,7 +171,8 @@ class StreamingAsr:
         self._guard.note_audio(int(t_ns), int(t_ns) + len(pcm) * NS // SAMPLE_RATE, speech)
         self._new_speech |= speech
         self._has_speech |= speech
-        self._silence_s = 0.0 if speech else self._silence_s + len(pcm) / SAMPLE_RATE
+        self._silence = 0 if speech else self._silence + len(pcm)
+        self._silence_max = 0.0 if speech else max(self._silence_max, float(speech_prob or 0.0))
         if not self._has_speech:  # only silence so far: keep a short lead-in, not seconds of nothing
             excess = len(self._buf) - int(self.config.preroll_s * SAMPLE_RATE)
             if excess > 0:
@@ -178,7 +193,7 @@ class StreamingAsr:
         """Transcribe if a step's worth of new audio is in; return the words committed by this call."""
         cfg = self.config
         pending, self._pending = self._pending, []
-        if self._silence_s >= cfg.flush_silence_s and (self._prev or self._has_speech):
+        if self._silence_ends_utterance() and (self._prev or self._has_speech):
             return pending + self._close_utterance()
         if self._new < self.stats.step_s * SAMPLE_RATE:
             return pending
@@ -194,6 +209,19 @@ class StreamingAsr:
         elif self.buffer_s > cfg.trim_s and self._committed_end:
             self._trim_to(self._committed_end)
         return out
+
+    def _silence_ends_utterance(self) -> bool:
+        """`flush_silence_s` of silence ends an utterance; `quick_flush_silence_s` does when the VAD was sure
+        of it all along (every verdict at most `quick_flush_max_prob`: a pause inside a sentence rarely reads
+        that silent) and a decode has already heard words in the utterance (uncommitted ones wait). Without
+        those words the verdicts may be the lagging silence before a first word: the VAD's verdict arrives
+        with a chunk but describes older audio, and a GRID clip's "Lay" became "like" when a quick close cut
+        the word's audio in half."""
+        cfg = self.config
+        if self._silence >= round(cfg.flush_silence_s * SAMPLE_RATE):
+            return True
+        quick = round(cfg.quick_flush_silence_s * SAMPLE_RATE)
+        return bool(self._prev) and self._silence >= quick and self._silence_max <= cfg.quick_flush_max_prob
 
     def _close_utterance(self) -> list[Word]:
         """End of an utterance: decode the tail if it holds speech not yet decoded, commit everything. The last

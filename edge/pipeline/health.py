@@ -74,6 +74,9 @@ class HealthReport:
                 detail=f"decode failed ({self.asr.failures} so far): {failed}" if failed else None,
             )  # fmt: skip
             queues["asr_decode"] = QueueStats("drop_on_error", 0, 0, self.asr.failures)
+            # words Whisper wrote that the commit guards kept out of the transcript, per rule (edge.asr.guards)
+            for rule, words in self.asr.asr.stats.dropped().items():
+                queues[f"asr_guard_{rule}"] = QueueStats("commit_guard", 0, 0, words)
         rtf = asr.last_decode_s / asr.step_s if asr is not None and asr.step_s else None
         return HealthSnapshot(devices, queues, asr.lag_s if asr else None, rtf)
 

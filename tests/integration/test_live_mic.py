@@ -88,3 +88,6 @@ def test_live_microphone_transcribes_speech_and_publishes_windows(
 
     health = outcome.of("health")
     assert health and health[-1]["devices"]["microphone"]["state"] == "ok"
+    guards = {k: q for k, q in health[-1]["queues"].items() if k.startswith("asr_guard_")}
+    assert set(guards) == {f"asr_guard_{r}" for r in ("low_confidence", "unvoiced", "collapsed", "fragment_run", "repeat")}
+    assert all(q["policy"] == "commit_guard" and q["dropped"] >= 0 for q in guards.values())

@@ -77,6 +77,53 @@ def test_the_utterance_closes_as_soon_as_the_silence_is_long_enough() -> None:
     assert got[:4] == [[]] * 4 and got[4] == ["friend"]  # at 0.5 s of silence, not at the next 1 s step
 
 
+def _close_after(config: StreamingAsrConfig, silence_prob: float) -> float:
+    """Seconds of silence (0.1 s chunks at `silence_prob`) after speech until the utterance's last word commits."""
+    asr = StreamingAsr(Scripted([["hello", "there"], ["hello", "there", "friend"]]), config)
+    _feed(asr, 1.0, 0)
+    _feed(asr, 1.0, NS)
+    for k in range(1, 21):
+        if [w.text for w in _feed(asr, 0.1, 2 * NS + (k - 1) * NS // 10, speech=silence_prob)] == ["friend"]:
+            return k / 10
+    raise AssertionError("the utterance never closed")
+
+
+def test_a_confident_silence_closes_the_utterance_sooner() -> None:
+    config = StreamingAsrConfig(flush_silence_s=0.8, quick_flush_silence_s=0.5, quick_flush_max_prob=0.1)
+    assert _close_after(config, silence_prob=0.02) == pytest.approx(0.5)  # the VAD is sure: quick close
+    assert _close_after(config, silence_prob=0.3) == pytest.approx(0.8)  # silence, but not surely: the full wait
+    same = StreamingAsrConfig(flush_silence_s=0.8, quick_flush_silence_s=0.8)
+    assert _close_after(same, silence_prob=0.0) == pytest.approx(0.8)  # the quick close switched off
+
+
+def test_one_unsure_verdict_in_the_silence_defers_the_quick_close() -> None:
+    asr = StreamingAsr(Scripted([["a", "b"], ["a", "b", "c"]]), StreamingAsrConfig())
+    _feed(asr, 1.0, 0)
+    _feed(asr, 1.0, NS)
+    probs = [0.02, 0.3, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02]  # 0.3: below the speech threshold, above the quick one
+    got = [[w.text for w in _feed(asr, 0.1, 2 * NS + k * NS // 10, speech=p)] for k, p in enumerate(probs)]
+    assert got[:7] == [[]] * 7 and got[7] == ["c"]  # closed at 0.8 s, not 0.5 s
+
+
+def test_no_quick_close_before_a_decode_has_heard_words() -> None:
+    """A click, then verdicts of silence that may lag a first word: only the full silence closes."""
+    script = Scripted([["lay", "red"]])
+    asr = StreamingAsr(script, StreamingAsrConfig(step_s=1.0, flush_silence_s=0.8, quick_flush_silence_s=0.5))
+    _feed(asr, 0.1, 0, speech=0.9)
+    got = [[w.text for w in _feed(asr, 0.1, (k + 1) * NS // 10, speech=0.02)] for k in range(8)]
+    assert got[:7] == [[]] * 7 and got[7] == ["lay", "red"] and len(script.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"quick_flush_silence_s": 0.9}, {"quick_flush_silence_s": 0.0}, {"quick_flush_max_prob": 0.5},
+     {"quick_flush_max_prob": -0.1}],
+)  # fmt: skip
+def test_bad_quick_close_settings_are_refused(kwargs: dict) -> None:
+    with pytest.raises(StreamingConfigError, match="quick_flush"):
+        StreamingAsrConfig(flush_silence_s=0.8, **kwargs)
+
+
 def test_leading_silence_is_not_buffered() -> None:
     asr = StreamingAsr(Scripted([["x"]]), StreamingAsrConfig(step_s=1.0, preroll_s=0.5))
     for k in range(30):

@@ -12,6 +12,7 @@ from edge.asr.guards import (
     GuardConfigError,
     VoicedAudio,
     collapsed,
+    fragment_runs,
     low_confidence,
     repeats,
 )
@@ -210,6 +211,40 @@ def test_repeat_looks_back_repeat_context_words_only() -> None:
     assert repeats(copy, SAID + filler, CFG) == [True, True]
 
 
+# --------------------------------------------------------------------------------------------- fragment run
+def _spread(tokens: list[str], start_ms: int = 1000, step_ms: int = 300) -> list[Word]:
+    return [w(t, start_ms + k * step_ms, start_ms + (k + 1) * step_ms) for k, t in enumerate(tokens)]
+
+
+def test_fragment_run_the_ravdess_token_string_keeps_one_token() -> None:
+    """RAVDESS 03-01-05-01-02-01-18 (angry "Dogs are sitting by the door"): a string of "'S" over seconds, at a
+    pace `collapsed` and `repeat` accept."""
+    words = _spread(["D", "'I", *["'S"] * 7, "'S'"])
+    assert fragment_runs(words, [], CFG) == [False, False, False] + [True] * 7
+    guard = CommitGuard()
+    guard.note_audio(0, 10 * NS, True)
+    result = guard.filter(words, [])
+    assert texts(result.kept) == ["D", "'I", "'S"] and len(result.dropped["fragment_run"]) == 7
+
+
+def test_fragment_run_needs_three_fragments_in_a_row() -> None:
+    assert fragment_runs(_spread(["'S", "'S"]), [], CFG) == [False, False]
+    assert fragment_runs(_spread(["'S", "'S", "x", "'S"]), [], CFG) == [False] * 4  # not in a row
+    assert fragment_runs(_spread(["'S", "'s", "'S'", "S."]), [], CFG) == [False, True, True, True]  # letters only
+    assert fragment_runs(_spread(["I", "I", "I", "think"]), [], CFG) == [False, True, True, False]  # a stutter
+
+
+def test_fragment_run_never_touches_real_words() -> None:
+    assert fragment_runs(_spread(["no", "no", "no", "no"]), [], CFG) == [False] * 4  # two letters: a word
+    assert fragment_runs(_spread(["very"] * 5), [], CFG) == [False] * 5
+
+
+def test_fragment_run_counts_a_run_that_began_in_the_committed_tail() -> None:
+    tail = _spread(["D", "'S", "'S"])
+    assert fragment_runs(_spread(["'S", "'S"], start_ms=2000), tail, CFG) == [True, True]
+    assert fragment_runs(_spread(["'S"], start_ms=2000), tail[:2], CFG) == [False]  # two in a row only
+
+
 # --------------------------------------------------------------------------------------- guard and stats
 def test_the_first_rule_that_fires_takes_the_word() -> None:
     guard = CommitGuard()
@@ -243,12 +278,13 @@ def test_dropped_words_move_the_commit_point_and_are_counted_once() -> None:
         out += asr.process()
     out += asr.finish()
     assert texts(out) == ["hello", "there", "friend"]
-    assert asr.stats.dropped() == {"low_confidence": 0, "unvoiced": 0, "collapsed": 3, "repeat": 0}
+    assert asr.stats.dropped() == {"low_confidence": 0, "unvoiced": 0, "collapsed": 3, "fragment_run": 0, "repeat": 0}
 
 
 def test_config_validation() -> None:
     for bad in ({"silence_avg_logprob": 0.5}, {"collapse_min_words": 1}, {"repeat_max_word_s": -0.1},
-                {"vad_lead_s": -1.0}, {"silence_no_speech_prob": 2.0}):  # fmt: skip
+                {"vad_lead_s": -1.0}, {"silence_no_speech_prob": 2.0}, {"fragment_run_min": 1},
+                {"fragment_max_chars": -1}):  # fmt: skip
         with pytest.raises(GuardConfigError):
             CommitGuardConfig(**bad)  # type: ignore[arg-type]
     assert GuardConfigError.exit_code == 2
