@@ -30,3 +30,16 @@ def live_engines(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.live_fixtures import make_live_engines
 
     return make_live_engines(tmp_path_factory.mktemp("live-engines"))
+
+
+@pytest.fixture()
+def nats_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh `nats-server -js` on a free port with its store in tmp_path, stopped after the test; skips with
+    the reason when the binary is absent (tests/support/nats.py)."""
+    from tests.support.nats import NatsServer
+
+    server = NatsServer(tmp_path / "nats").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -17,6 +17,9 @@ APT_PACKAGES=(
   libasound2-plugins  # ALSA's `pulse` device, through which PortAudio/sounddevice records from PulseAudio
   gcc                 # compiles the audio DSP for this CPU (tools/build_engine.py, stage dsp); without it: numpy
   libc6-dev           # the C headers and libm that build needs
+  nats-server         # NATS with JetStream: the broker of qamoe-bridge and the fleet tests (tests/support/nats.py)
+  chromium            # the real browser of qamoe-web's tests (headless, driven by Selenium; never downloaded)
+  chromium-driver     # chromedriver for that browser, the same version, for Selenium
 )
 
 install_apt() {

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # the exit codes are defined once, in edge/errors.py, with the error categories that carry them
+from edge.cli import live_nats
 from edge.errors import EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, QamoeLiveError, UsageError
 
 # 128 + the signal's number, the shell's convention. SIGHUP stops like SIGTERM: a run whose terminal has gone
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--curve-server-key", type=Path, help="server secret key file (enables CURVE)")
     o.add_argument("--curve-clients", type=Path, help="directory of allowed client public keys")
     o.add_argument("--source-id", default=None, help="id carried by every message (default: the source)")
+    live_nats.add_arguments(p)  # --nats URL: also publish to NATS JetStream (an in-process qamoe-bridge)
     v = p.add_argument_group("seeing it")
     v.add_argument("--out", type=Path, help="write the video with the overlay to this .mp4 (also .m4v .mov .avi)")
     v.add_argument("--preview", action="store_true", help="show the overlay in a window (when a display exists)")
@@ -204,10 +206,12 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     )
     source_id = args.source_id or str(args.video_file or f"camera={args.camera or 0},mic={args.mic or 'default'}")
     sink = _video_out(args, cam)
-    with sink or contextlib.nullcontext():  # before the models load: a bad --out fails at once
+    # both before the models load: a bad --out or an unreachable --nats fails at once
+    with sink or contextlib.nullcontext(), live_nats.bridge_for(args, FlagError, source_id) as bridge:
         comps = build(cfg)
         try:
             with Publisher(pub_cfg) as pub:
+                live_nats.wait_for_bridge(bridge, pub)
                 def session(ws):
                     return Session(windows=ws, publisher=pub, model=comps.model, source_id=source_id,
                                    on_result=sink.on_result if sink else None)

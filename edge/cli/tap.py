@@ -1,6 +1,7 @@
 """`qamoe-tap`: subscribe to a qamoe-live publisher and print the stream, one readable line per message.
 
-Exit codes: 0 done (--count reached, or Ctrl-C), 1 nothing arrived within --timeout, 2 bad arguments or keys."""
+Exit codes: 0 done (--count reached, or Ctrl-C), 1 nothing arrived within --timeout, 2 bad arguments or keys
+(or NATS credentials), 5 (with --nats) no NATS server answered, or it has no such stream."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge.cli.nats_args import add_nats_arguments
 from edge.errors import EXIT_OK, EXIT_USAGE
 from edge.publish import (
     DEFAULT_ENDPOINT,
@@ -56,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="this client's key pair: a NAME.key_secret file or a directory holding one",
     )
+    add_nats_arguments(p, url_default=None)  # --nats URL: read the JetStream stream instead (edge.cli.tap_nats)
+    p.add_argument("--subject", default="qamoe.v1.>", help="with --nats: subject filter (default qamoe.v1.>)")
+    p.add_argument("--since", default=None, metavar="WHEN",
+                   help="with --nats: replay from a time (2026-01-01T09:00:00Z), an age (15m) or all")
+    p.add_argument("--durable", default=None, metavar="NAME",
+                   help="with --nats: a durable consumer, so a later run resumes where this one stopped")
     p.add_argument("-v", "--verbose", action="store_true", help="log connection details to stderr")
     return p
 
@@ -117,6 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.nats:
+            from edge.cli.tap_nats import run_nats
+
+            return run_nats(args)
+        if args.since or args.durable or args.subject != "qamoe.v1.>":
+            raise ValueError("--subject, --since and --durable read from NATS: add --nats URL")
         config = make_config(args)
         with Subscriber(config) as sub:
             return run(sub, as_json=args.json, count=args.count, timeout_s=args.timeout)

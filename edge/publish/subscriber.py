@@ -28,6 +28,7 @@ class SubscriberConfig:
     topics: tuple[str, ...] = (TOPIC_PREFIX,)
     receive_hwm: int = 1000
     reconnect_ivl_ms: int = 100  # ZeroMQ's retry interval while the publisher is not (yet) there
+    reconnect_ivl_max_ms: int = 0  # > 0: the interval doubles per failed try up to this (capped backoff)
     curve_server_public_key_file: Path | None = None
     curve_client_secret_key_file: Path | None = None
 
@@ -39,6 +40,11 @@ class SubscriberConfig:
             )
         if not 1 <= self.reconnect_ivl_ms <= 60_000:
             raise PublishConfigError(f"reconnect_ivl_ms={self.reconnect_ivl_ms}: choose 1-60000 ms")
+        if self.reconnect_ivl_max_ms and not self.reconnect_ivl_ms <= self.reconnect_ivl_max_ms <= 600_000:
+            raise PublishConfigError(
+                f"reconnect_ivl_max_ms={self.reconnect_ivl_max_ms}: choose 0 (no backoff) or "
+                f"reconnect_ivl_ms-600000 ms"
+            )
         if self.receive_hwm < 1:
             raise PublishConfigError(f"receive_hwm={self.receive_hwm}: choose at least 1 message")
         if (self.curve_server_public_key_file is None) != (self.curve_client_secret_key_file is None):
@@ -73,6 +79,7 @@ class Subscriber:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, cfg.receive_hwm)
         self._socket.setsockopt(zmq.RECONNECT_IVL, cfg.reconnect_ivl_ms)
+        self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, cfg.reconnect_ivl_max_ms)
         if parse_endpoint(cfg.endpoint).is_ipv6:
             self._socket.setsockopt(zmq.IPV6, 1)
         if cfg.curve_server_public_key_file is not None and cfg.curve_client_secret_key_file is not None:
@@ -82,10 +89,21 @@ class Subscriber:
         for topic in cfg.topics:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))
 
+    def connect(self, endpoint: str) -> None:
+        """Also read the publisher at `endpoint` (same topics and keys); ZeroMQ fair-queues between them."""
+        if parse_endpoint(endpoint).is_ipv6:
+            self._socket.setsockopt(zmq.IPV6, 1)
+        self._socket.connect(endpoint)
+
     def receive(self, timeout_s: float | None) -> Received | None:
         """The next message (None after `timeout_s` seconds; None timeout waits forever).
 
         Raises MessageError for a message that is not `[topic, JSON object]` (it is consumed)."""
+        got = self.receive_raw(timeout_s)
+        return None if got is None else got[0]
+
+    def receive_raw(self, timeout_s: float | None) -> tuple[Received, bytes] | None:
+        """As `receive`, with the payload's bytes as they arrived (what a bridge forwards unchanged)."""
         timeout_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
         if not self._socket.poll(timeout_ms, zmq.POLLIN):
             return None
@@ -93,7 +111,7 @@ class Subscriber:
             frames = self._socket.recv_multipart(zmq.NOBLOCK)
         except zmq.ZMQError as exc:
             raise PublishError(f"receiving from {self.config.endpoint} failed: {exc}") from exc
-        return decode(frames)
+        return decode(frames), frames[1]  # decode() has checked there are two
 
     def close(self) -> None:
         if not self._socket.closed:

@@ -1,0 +1,122 @@
+"""`qamoe-web`: watch a qamoe-live node in a browser: a live page over its ZeroMQ stream.
+
+  qamoe-web                                   serve http://127.0.0.1:8765/?token=... for tcp://127.0.0.1:5556
+  qamoe-web --endpoint tcp://10.0.0.5:5556 --curve-server-key server.key --curve-client-keys keys/web
+  QAMOE_WEB_TOKEN=... qamoe-web --host 0.0.0.0   remote viewers (a token of your own is then required)
+
+Exit codes: 0 stopped (Ctrl-C, SIGTERM); 2 bad arguments (a host that is not an IP address, a bind facing the
+network without a token, a token that is too short, CURVE key files); 5 the page's port cannot be bound (in
+use, an address not on this machine, a privileged port)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge.errors import EXIT_OK, QamoeLiveError
+from edge.publish import DEFAULT_ENDPOINT, SubscriberConfig
+from edge.publish.curve import find_secret_file
+from edge.web.auth import resolve_token
+from edge.web.config import DEFAULT_HOST, DEFAULT_PORT, WebConfig
+from edge.web.server import WebServer
+
+TOKEN_ENV = "QAMOE_WEB_TOKEN"
+log = logging.getLogger("qamoe-web")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qamoe-web", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
+    )  # fmt: skip
+    p.add_argument(
+        "--endpoint", default=DEFAULT_ENDPOINT, help=f"the node's endpoint (default {DEFAULT_ENDPOINT})"
+    )
+    p.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to serve on (default {DEFAULT_HOST}: this machine)"
+    )
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free)"
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"access token (16+ of A-Z a-z 0-9 _ -; default ${TOKEN_ENV}, else a generated one; "
+        "required with a --host that faces the network)",
+    )
+    p.add_argument("--curve-server-key", type=Path, metavar="FILE", help="the node's public key (NAME.key)")
+    p.add_argument(
+        "--curve-client-keys",
+        type=Path,
+        metavar="PATH",
+        help="this viewer's key pair: a NAME.key_secret file or a directory holding one",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log connections and counters to stderr")
+    return p
+
+
+def make_configs(args: argparse.Namespace) -> tuple[WebConfig, SubscriberConfig, bool]:
+    token, generated = resolve_token(args.token or os.environ.get(TOKEN_ENV) or None, args.host)
+    web = WebConfig(token=token, host=args.host, port=args.port)
+    client = find_secret_file(args.curve_client_keys) if args.curve_client_keys else None
+    sub = SubscriberConfig(
+        endpoint=args.endpoint,
+        curve_server_public_key_file=args.curve_server_key,
+        curve_client_secret_key_file=client,
+    )
+    return web, sub, generated
+
+
+async def serve(server: WebServer, generated: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def announce(url: str) -> None:
+        print(f"qamoe-web: open {url}", flush=True)
+        if generated:
+            print(
+                "qamoe-web: (a new token each start; pass --token or $QAMOE_WEB_TOKEN to keep one)",
+                flush=True,
+            )
+        if not server.config.is_loopback:
+            log.warning(
+                "serving plain HTTP on %s: the token and the stream travel unencrypted; prefer an SSH "
+                "tunnel (ssh -L) or a TLS proxy",
+                server.config.host,
+            )
+
+    await server.run(stop, on_listening=announce)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        web, sub, generated = make_configs(args)
+        asyncio.run(serve(WebServer(web, sub), generated))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except QamoeLiveError as exc:
+        if exc.exit_code is None:
+            raise
+        log.debug("details", exc_info=True)
+        print(f"qamoe-web: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
