@@ -2,11 +2,13 @@
 sentiment windows as a table.
 
     qamoe-record DIR [--endpoint E] [--rotate-mb N] [--rotate-s S] [--duration S] [CURVE keys as qamoe-tap]
+    qamoe-record DIR --nats URL [--subject 'qamoe.v1.>'] [--since 15m] [--durable NAME]   (from JetStream)
     qamoe-record export DIR OUT.parquet [--csv]
 
-Exit codes: 0 done (--duration reached, export written), 2 bad arguments or keys, 3 the recording cannot be
-read (export), 6 the recording or the table cannot be written (or pyarrow is missing), 129/130/143 stopped by
-SIGHUP/SIGINT/SIGTERM (the files are closed and complete either way)."""
+Exit codes: 0 done (--duration reached, export written), 2 bad arguments or keys (or NATS credentials), 3 the
+recording cannot be read (export), 5 (with --nats) no NATS server answered or it has no such stream, 6 the
+recording or the table cannot be written (or pyarrow is missing), 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM
+(the files are closed and complete either way)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge.cli.nats_args import add_nats_arguments
 from edge.errors import EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, QamoeLiveError
 from edge.publish import DEFAULT_ENDPOINT, Subscriber, SubscriberConfig
 from edge.publish.curve import find_secret_file
@@ -48,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curve-server-key", type=Path, metavar="FILE", help="the publisher's public key (NAME.key)")
     p.add_argument("--curve-client-keys", type=Path, metavar="PATH",
                    help="this client's key pair: a NAME.key_secret file or a directory holding one")
+    add_nats_arguments(p, url_default=None)  # --nats URL: record from JetStream instead (edge.cli.record_nats)
+    p.add_argument("--subject", default="qamoe.v1.>", help="with --nats: subject filter (default qamoe.v1.>)")
+    p.add_argument("--since", default=None, metavar="WHEN",
+                   help="with --nats: from a time (2026-01-01T09:00:00Z), an age (15m) or all")
+    p.add_argument("--durable", default=None, metavar="NAME",
+                   help="with --nats: a durable consumer, so a later run resumes where this one stopped")
     p.add_argument("-v", "--verbose", action="store_true", help="log each new file and details to stderr")
     return p
 
@@ -85,6 +94,12 @@ def subscriber_config(args: argparse.Namespace) -> SubscriberConfig:
 def record(args: argparse.Namespace, stop: threading.Event) -> int:
     if args.duration is not None and not args.duration > 0:
         raise RecordConfigError(f"--duration {args.duration}: choose a positive number of seconds")
+    if args.nats:
+        from edge.cli.record_nats import record_nats
+
+        return record_nats(args, record_config(args), stop)
+    if args.since or args.durable or args.subject != "qamoe.v1.>":
+        raise RecordConfigError("--subject, --since and --durable read from NATS: add --nats URL")
     config, sub_config = record_config(args), subscriber_config(args)
     with JsonlRecordWriter(config) as writer, Subscriber(sub_config) as sub:
         print(f"qamoe-record: recording {args.endpoint} into {args.dir} (run {writer.run_id})",
