@@ -6,6 +6,7 @@
   qamoe-live --video-file talk.mp4 --loop              replay it again and again at real time (soak tests)
   qamoe-live --video-file talk.mp4 --fast --out annotated.mp4   the replay with the overlay drawn on it
   qamoe-live --camera 0 --mic default --preview        watch the overlay live (needs a display)
+  qamoe-live --camera 0 --mic default --share-frames   also publish 2 camera thumbnails a second (qamoe-web --frames)
   qamoe-live --list-devices
   qamoe-tap                                            (another terminal) watch the stream
 
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--curve-server-key", type=Path, help="server secret key file (enables CURVE)")
     o.add_argument("--curve-clients", type=Path, help="directory of allowed client public keys")
     o.add_argument("--source-id", default=None, help="id carried by every message (default: the source)")
+    o.add_argument("--share-frames", nargs="?", type=float, const=2.0, default=None, metavar="HZ",
+                   help="also publish the camera on qamoe.v1.frame: a small JPEG with the face box, HZ a second "
+                   "(default 2, at most 5). Off by default: without it no picture leaves the node")
     live_nats.add_arguments(p)  # --nats URL: also publish to NATS JetStream (an in-process qamoe-bridge)
     v = p.add_argument_group("seeing it")
     v.add_argument("--out", type=Path, help="write the video with the overlay to this .mp4 (also .m4v .mov .avi)")
@@ -108,6 +112,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise FlagError(f"--duration {args.duration}: give a positive number of seconds, or leave it out")
     if args.loop and args.fast:
         raise FlagError("--loop replays at real time without end: drop --fast (or --loop)")
+    if args.share_frames is not None:
+        from edge.pipeline.frames import FrameShareConfig
+
+        FrameShareConfig(rate_hz=args.share_frames)  # FrameShareConfigError (exit 2) names the range
 
 
 def check_window_matches_engines(args: argparse.Namespace) -> None:
@@ -168,6 +176,18 @@ def _video_out(args: argparse.Namespace, cam):
     return sink_for(args.out, args.preview, threaded=not args.fast)
 
 
+def _frame_sharer(args: argparse.Namespace, cam, source_id: str):
+    """The --share-frames sharer (None without the flag: no picture leaves the node)."""
+    from edge.pipeline.frames import FrameShareConfig, FrameSharer
+
+    if args.share_frames is None:
+        return None
+    if cam is None:
+        raise FlagError("--share-frames shares camera frames: give a camera or --video-file (or drop it)")
+    log.info("sharing camera frames: %g a second on qamoe.v1.frame", args.share_frames)
+    return FrameSharer(FrameShareConfig(rate_hz=args.share_frames), source_id)
+
+
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
     from edge.asr.transcriber import AsrConfig
     from edge.backends.base import BackendConfig
@@ -206,6 +226,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     )
     source_id = args.source_id or str(args.video_file or f"camera={args.camera or 0},mic={args.mic or 'default'}")
     sink = _video_out(args, cam)
+    share = _frame_sharer(args, cam, source_id)
     # both before the models load: a bad --out or an unreachable --nats fails at once
     with sink or contextlib.nullcontext(), live_nats.bridge_for(args, FlagError, source_id) as bridge:
         comps = build(cfg)
@@ -217,12 +238,12 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
                                    on_result=sink.on_result if sink else None)
 
                 if args.fast:
-                    s = replay_fast(comps, session, cam, mic, stop, frame_sink=sink)
+                    s = replay_fast(comps, session, cam, mic, stop, frame_sink=sink, frame_share=share)
                     log.info("replayed %.1f s in %.1f s: %d windows, %d words", s.media_s, s.wall_s, s.windows,
                              s.words)
                     return EXIT_OK
                 video, audio = capture_workers(cam, mic, replay=ReplayConfig(loop=args.loop))
-                runtime = LiveRuntime(comps, session, video, audio, frame_sink=sink)
+                runtime = LiveRuntime(comps, session, video, audio, frame_sink=sink, frame_share=share)
                 out = runtime.run(stop, args.duration)
                 log.info("%s: %d windows, %d words published", out.reason, out.windows, out.words)
                 return EXIT_OK

@@ -3,6 +3,7 @@
   qamoe-web                                   serve http://127.0.0.1:8765/?token=... for tcp://127.0.0.1:5556
   qamoe-web --endpoint tcp://10.0.0.5:5556 --curve-server-key server.key --curve-client-keys keys/web
   QAMOE_WEB_TOKEN=... qamoe-web --host 0.0.0.0   remote viewers (a token of your own is then required)
+  qamoe-web --frames                          also show the camera, when the node shares it (--share-frames)
 
 Exit codes: 0 stopped (Ctrl-C, SIGTERM); 2 bad arguments (a host that is not an IP address, a bind facing the
 network without a token, a token that is too short, CURVE key files); 5 the page's port cannot be bound (in
@@ -20,7 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge.errors import EXIT_OK, QamoeLiveError
-from edge.publish import DEFAULT_ENDPOINT, SubscriberConfig
+from edge.publish import (
+    DEFAULT_ENDPOINT,
+    TOPIC_HEALTH,
+    TOPIC_PREFIX,
+    TOPIC_SENTIMENT,
+    TOPIC_TRANSCRIPT,
+    SubscriberConfig,
+)
 from edge.publish.curve import find_secret_file
 from edge.web.auth import resolve_token
 from edge.web.config import DEFAULT_HOST, DEFAULT_PORT, WebConfig
@@ -57,16 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="this viewer's key pair: a NAME.key_secret file or a directory holding one",
     )
+    p.add_argument(
+        "--frames",
+        action="store_true",
+        help="show the node's camera frames with the face box (the node must run qamoe-live --share-frames). "
+        "Off by default: frames are then not even received, and no picture reaches a browser",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log connections and counters to stderr")
     return p
 
 
 def make_configs(args: argparse.Namespace) -> tuple[WebConfig, SubscriberConfig, bool]:
     token, generated = resolve_token(args.token or os.environ.get(TOKEN_ENV) or None, args.host)
-    web = WebConfig(token=token, host=args.host, port=args.port)
+    web = WebConfig(token=token, host=args.host, port=args.port, frames=args.frames)
     client = find_secret_file(args.curve_client_keys) if args.curve_client_keys else None
     sub = SubscriberConfig(
         endpoint=args.endpoint,
+        # without --frames the frame topic is not subscribed to: the node never sends a picture to this server
+        topics=(TOPIC_PREFIX,) if args.frames else (TOPIC_SENTIMENT, TOPIC_TRANSCRIPT, TOPIC_HEALTH),
         curve_server_public_key_file=args.curve_server_key,
         curve_client_secret_key_file=client,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edge.pipeline.frames import FrameSharer
 from edge.pipeline.queues import DropOldestQueue
 from edge.pipeline.stages import AsrStage
 from edge.pipeline.video_out import VideoOut
@@ -48,12 +49,15 @@ class HealthReport:
     audio: AudioWorker | None = None
     asr: AsrStage | None = None  # None without a microphone
     frame_sink: VideoOut | None = None
+    frame_share: FrameSharer | None = None  # --share-frames
 
     def snapshot(self, windows: QueueStats) -> HealthSnapshot:
         queues = {name: q.stats() for name, q in self.queues.items()}
         queues["windows"] = windows
         if self.frame_sink is not None:
             queues["video_out"] = self.frame_sink.stats()
+        if self.frame_share is not None:
+            queues["frame_share"] = self.frame_share.stats()
         devices: dict[str, DeviceStatus] = {}
         for role, thread, worker in (("camera", "vision", self.video), ("microphone", "audio", self.audio)):
             if worker is None:

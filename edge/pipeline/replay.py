@@ -33,6 +33,7 @@ from edge.sources import (
 from edge.vocab import NS
 
 if TYPE_CHECKING:
+    from edge.pipeline.frames import FrameSharer
     from edge.pipeline.video_out import VideoOut
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,10 @@ def replay_fast(
     mic: MicUri | None,
     stop: threading.Event | None = None,
     frame_sink: VideoOut | None = None,
+    frame_share: FrameSharer | None = None,
 ) -> ReplaySummary:
-    """frame_sink (--out): gets every video frame in order, after the windows it completes are published."""
+    """frame_sink (--out): gets every video frame in order, after the windows it completes are published.
+    frame_share (--share-frames): offered every analysed frame; shares them at its rate of media time."""
     stop = stop or threading.Event()
     t0 = time.monotonic_ns()
     replay = ReplayConfig(realtime=False, t0_ns=t0)
@@ -84,7 +87,7 @@ def replay_fast(
             if item.status is ReadStatus.EOS:
                 del pending[name]
                 continue
-            _handle(comps, session, name, item)
+            _handle(comps, session, name, item, frame_share)
             last[name] = max(last[name], item.t_ns)
             pending[name] = sources[name].read()
             session.step(min(last[k] for k in pending) if pending else max(last.values()))
@@ -98,12 +101,15 @@ def replay_fast(
     return ReplaySummary(media_s, time.perf_counter() - wall0, session.counters.windows, session.counters.words)
 
 
-def _handle(comps: Components, session: Session, name: str, item) -> None:
+def _handle(comps: Components, session: Session, name: str, item, frame_share: FrameSharer | None) -> None:
     if item.status is not ReadStatus.OK:
         return
     if name == "video" and comps.vision is not None:
         session.counters.tick("video")
         session.accept(comps.vision.push(item))
+        shared = frame_share.offer(comps.vision.latest) if frame_share is not None else None
+        if shared is not None:
+            session.share_frame(shared)
     elif name == "audio" and comps.audio is not None:
         samples, speech = comps.audio.push(item)
         session.accept(samples)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.pipeline.build import Components
+from edge.pipeline.frames import FrameSharer
 from edge.pipeline.health import HealthReport, ThreadStates
 from edge.pipeline.queues import DropOldestQueue
 from edge.pipeline.session import Session
@@ -75,9 +76,11 @@ class LiveRuntime:
         *,
         health_period_s: float = 1.0,
         frame_sink: VideoOut | None = None,
+        frame_share: FrameSharer | None = None,
     ) -> None:
         self.comps = comps
         self.frame_sink = frame_sink  # --out / --preview: offer() never blocks (its own bounded queue)
+        self.frame_share = frame_share  # --share-frames: encodes on the vision thread, a few frames a second
         self.video, self.audio = video, audio
         self.t0_ns = time.monotonic_ns()
         self.session = make_session(comps.window_stage(self.t0_ns))
@@ -90,7 +93,7 @@ class LiveRuntime:
         self._states = ThreadStates()
         self._report = HealthReport(
             self._states, {"events": self.events, "asr_audio": self.asr_q}, video, audio,
-            comps.asr if audio is not None else None, frame_sink,
+            comps.asr if audio is not None else None, frame_sink, frame_share,
         )  # fmt: skip
         self._ended = {
             "video": video is None, "audio": audio is None, "asr": comps.asr is None or audio is None
@@ -124,6 +127,10 @@ class LiveRuntime:
                 if self.frame_sink is not None:
                     self.frame_sink.offer(frame)
                 self.events.put(("samples", self.comps.vision.push(frame)))
+                if self.frame_share is not None:
+                    shared = self.frame_share.offer(self.comps.vision.latest)
+                    if shared is not None:  # published by the main loop, which owns the publisher
+                        self.events.put(("frame", shared))
         self._ended["video"] = True
 
     def _audio_loop(self) -> None:
@@ -193,6 +200,8 @@ class LiveRuntime:
             kind, payload = item
             if kind == "samples":
                 self.session.accept(payload)
+            elif kind == "frame":
+                self.session.share_frame(payload)
             else:
                 self.session.accept_words(payload)
             item = self.events.get_nowait()

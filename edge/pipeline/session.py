@@ -27,7 +27,7 @@ from edge.publish.messages import (
     transcript_message,
 )
 from edge.publish.publisher import Publisher
-from edge.publish.wire import POLARITY_NEUTRAL_BAND
+from edge.publish.wire import POLARITY_NEUTRAL_BAND, Message
 from edge.vocab import NS
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,10 @@ class Session:
         self.windows.push_words(words)
         self.counters.words += len(words)
         self.publisher.publish(transcript_message(source_id=self.source_id, words=words))
+
+    def share_frame(self, message: Message) -> None:
+        """Publish a `qamoe.v1.frame` message (`edge.pipeline.frames.FrameSharer`; only with --share-frames)."""
+        self.publisher.publish(message)
 
     def step(self, now_ns: int, capture_ns: Mapping[str, int] | None = None) -> list[WindowResult]:
         """Close every window due at `now_ns`, infer and publish each. Returns the results (for overlays)."""

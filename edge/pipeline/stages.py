@@ -49,10 +49,13 @@ class VisionStage:
         self.rate_hz = rate_hz
         self.sampler: FrameSampler[VideoFrame] = FrameSampler(rate_hz)
         self.frozen_frames = 0
+        # the newest frame analysed and what was found in it (for --share-frames: the box belongs to the picture)
+        self.latest: tuple[VideoFrame, VisualFrame] | None = None
 
     def reset(self) -> None:
         self.sampler = FrameSampler(self.rate_hz)
         self.frozen_frames = 0
+        self.latest = None
 
     def push(self, frame: VideoFrame) -> list[StreamSample]:
         if frame.status is not ReadStatus.OK or frame.image is None:
@@ -70,6 +73,7 @@ class VisionStage:
             vf = VisualFrame.absent(tick_ns)
         else:
             vf = self.extractor.process(frame.image, tick_ns)
+            self.latest = (frame, vf)
         # a frozen camera shows a face that is not live: the modality is not trusted, as if absent
         valid = vf.present and not (frame is not None and frame.frozen)
         if frame is not None and frame.frozen:

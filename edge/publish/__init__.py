@@ -1,4 +1,5 @@
-"""Publishing the live stream over ZeroMQ: topics `qamoe.v1.sentiment`, `qamoe.v1.transcript`, `qamoe.v1.health`.
+"""Publishing the live stream over ZeroMQ: topics `qamoe.v1.sentiment`, `qamoe.v1.transcript`, `qamoe.v1.health`
+and, only when the node shares frames, `qamoe.v1.frame`.
 
     from edge.publish import Publisher, PublisherConfig, sentiment_message
     with Publisher(PublisherConfig()) as pub:
@@ -18,6 +19,7 @@ from edge.publish.errors import (
     SchemaValidationError,
 )
 from edge.publish.escape import terminal_safe
+from edge.publish.frame import FaceBox, Thumbnail, frame_message
 from edge.publish.guard import SubscriberLimits
 from edge.publish.messages import (
     DeviceStatus,
@@ -37,6 +39,7 @@ from edge.publish.subscriber import Received, Subscriber, SubscriberConfig
 from edge.publish.wire import (
     POLARITY_NEUTRAL_BAND,
     SCHEMA_VERSION,
+    TOPIC_FRAME,
     TOPIC_HEALTH,
     TOPIC_PREFIX,
     TOPIC_SENTIMENT,
@@ -54,6 +57,7 @@ __all__ = [
     "POLARITY_NEUTRAL_BAND",
     "SCHEMA_VERSION",
     "TOPICS",
+    "TOPIC_FRAME",
     "TOPIC_HEALTH",
     "TOPIC_PREFIX",
     "TOPIC_SENTIMENT",
@@ -63,6 +67,7 @@ __all__ = [
     "DeviceStatus",
     "Endpoint",
     "Estimate",
+    "FaceBox",
     "HealthStats",
     "Message",
     "MessageError",
@@ -79,9 +84,11 @@ __all__ = [
     "Subscriber",
     "SubscriberConfig",
     "SubscriberLimits",
+    "Thumbnail",
     "WallClock",
     "WindowInfo",
     "exposure_warning",
+    "frame_message",
     "health_message",
     "is_valid",
     "load_schema",

@@ -12,6 +12,7 @@ from typing import Any, TypeGuard
 from edge.publish.escape import terminal_safe
 from edge.publish.subscriber import Received
 from edge.publish.wire import (
+    TOPIC_FRAME,
     TOPIC_HEALTH,
     TOPIC_SENTIMENT,
     TOPIC_TRANSCRIPT,
@@ -37,8 +38,12 @@ def render(msg: Received) -> str:
             return f"{head} {_transcript(p)}"
         if msg.topic == TOPIC_HEALTH:
             return f"{head} {_health(p)}"
+        if msg.topic == TOPIC_FRAME:
+            return f"{head} {_frame(p)}"
     except (AttributeError, KeyError, TypeError, ValueError):
         pass  # a payload from another version or a foreign publisher: fall through to the raw form
+    if msg.topic == TOPIC_FRAME:  # never the picture, even from a malformed frame message
+        p = {k: ("<image>" if k == "jpeg" else v) for k, v in p.items()}
     return f"{head} {render_json(p, limit=200)}"
 
 
@@ -108,6 +113,23 @@ def _health(p: dict[str, Any]) -> str:
     if not p.get("valid", True):
         parts.append(f"INVALID ({terminal_safe(str(p.get('invalid_reason')), 80)})")
     return " | ".join(parts)
+
+
+def _frame(p: dict[str, Any]) -> str:
+    """Size and face box only: the picture itself (base64) is never printed."""
+    size = f"{_int(p.get('width'))}x{_int(p.get('height'))}"
+    kb = p.get("jpeg_bytes")
+    core = f"{size} jpeg {kb / 1000:.1f} kB q{_int(p.get('quality'))}" if _is_num(kb) else f"{size} jpeg ?"
+    face = p.get("face")
+    if isinstance(face, dict):
+        box = (f"face at ({_fmt(face.get('cx'), '.2f')}, {_fmt(face.get('cy'), '.2f')}) size "
+               f"{_fmt(face.get('w'), '.2f')}x{_fmt(face.get('h'), '.2f')} score {_fmt(face.get('score'), '.2f')}")
+    else:
+        box = "no face"
+    out = f"{core}  {box}  captured {_clock(p.get('captured'))}"
+    if not p.get("valid", True):
+        out += f"  INVALID ({terminal_safe(str(p.get('invalid_reason')), 80)})"
+    return out
 
 
 def _clock(tp: Any) -> str:

@@ -45,7 +45,7 @@ def validate(topic: str, payload: Any) -> None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise SchemaValidationError(
             f"{topic} payload invalid at {where}: {error.message:.300} (build payloads with "
-            "edge.publish.sentiment_message / transcript_message / health_message)"
+            "edge.publish.sentiment_message / transcript_message / health_message / frame_message)"
         )
 
 

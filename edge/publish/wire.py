@@ -22,7 +22,8 @@ TOPIC_PREFIX = "qamoe.v1."
 TOPIC_SENTIMENT = "qamoe.v1.sentiment"
 TOPIC_TRANSCRIPT = "qamoe.v1.transcript"
 TOPIC_HEALTH = "qamoe.v1.health"
-TOPICS = (TOPIC_SENTIMENT, TOPIC_TRANSCRIPT, TOPIC_HEALTH)
+TOPIC_FRAME = "qamoe.v1.frame"  # camera thumbnails: published only with `qamoe-live --share-frames` (privacy)
+TOPICS = (TOPIC_SENTIMENT, TOPIC_TRANSCRIPT, TOPIC_HEALTH, TOPIC_FRAME)  # additive: new topics go at the end
 POLARITIES = ("negative", "neutral", "positive")
 VALENCE_RANGE = 3.0  # the model's valence is 3 tanh(.) in [-3, 3] (CMU-MOSI/MOSEI scale)
 # |valence| < 0.5 is neutral: the 7-class MOSI/MOSEI convention rounds it to 0.
@@ -36,7 +37,8 @@ _RANGE_TOLERANCE = 1e-6  # float32 softmax/sigmoid outputs may overshoot [0, 1] 
 class Message:
     """A topic and its body, ready for `Publisher.publish`, which adds the envelope (version, topic, seq, sent).
 
-    Build it with `sentiment_message`, `transcript_message` or `health_message`; treat `body` as read-only.
+    Build it with `sentiment_message`, `transcript_message`, `health_message` or `frame_message`; treat `body`
+    as read-only.
     """
 
     topic: str

@@ -60,6 +60,8 @@ class WebConfig:
     inbox_capacity   messages held between the ZeroMQ thread and the server loop (drop-oldest, counted)
     max_viewers      WebSocket connections at once; one more is answered 503
     viewer_backlog   updates waiting for one viewer's send; past that it is sent the whole state instead
+    frames           show the node's camera frames (qamoe-web --frames; the node must also share them with
+                     qamoe-live --share-frames). False: frames are not even subscribed to, and none reaches a page
     """
 
     token: str
@@ -70,6 +72,7 @@ class WebConfig:
     inbox_capacity: int = 256
     max_viewers: int = 64
     viewer_backlog: int = 16
+    frames: bool = False
 
     def __post_init__(self) -> None:
         check_token(self.token)

@@ -28,9 +28,13 @@ def dumps(message: Mapping[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), allow_nan=False)
 
 
+def _is_frame(item: tuple[str, str]) -> bool:
+    return item[0] == "frame"
+
+
 class Viewer:
     def __init__(self, backlog: int) -> None:
-        self.slot: LatestSlot[str] = LatestSlot(backlog)
+        self.slot: LatestSlot[tuple[str, str]] = LatestSlot(backlog)  # (kind, JSON text)
         self.wake = asyncio.Event()
         self.closed = False
         self.resyncs = 0
@@ -61,6 +65,7 @@ class Hub:
             "dropped": self.dropped_gone + sum(v.slot.dropped for v in self.viewers),
             "resyncs": self.resyncs_gone + sum(v.resyncs for v in self.viewers),
             "skipped": self.state.skipped,
+            "frames_refused": self.state.frames_refused,
             **self.extra,
         }
 
@@ -74,9 +79,12 @@ class Hub:
     def broadcast(self, update: Mapping[str, Any]) -> None:
         if update["kind"] == "health":
             update = {**update, "server": self.stats()}
-        text = dumps(update)
+        kind = update["kind"]
+        item = (kind, dumps(update))
+        # a newer camera frame supersedes one still waiting: a viewer that falls behind gets the newest picture
+        replaces = _is_frame if kind == "frame" else None
         for viewer in self.viewers:
-            viewer.slot.offer(text)
+            viewer.slot.offer(item, replaces=replaces)
             viewer.wake.set()
 
     async def serve(self, connection: ServerConnection) -> None:
@@ -100,7 +108,7 @@ class Hub:
                 if taken.resync:
                     viewer.resyncs += 1
                     await connection.send(self.snapshot_text())
-                for text in taken.items:
+                for _, text in taken.items:
                     await connection.send(text)
         except ConnectionClosed:
             pass

@@ -8,12 +8,14 @@ Markup needs no escaping here because the page only ever sets `textContent`; it 
 
 from __future__ import annotations
 
+import binascii
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from edge.publish.escape import terminal_safe
-from edge.publish.wire import POLARITIES, TOPIC_HEALTH, TOPIC_SENTIMENT, TOPIC_TRANSCRIPT
+from edge.publish.frame import JPEG_MAGIC, MAX_B64_CHARS, MAX_SIDE_PX
+from edge.publish.wire import POLARITIES, TOPIC_FRAME, TOPIC_HEALTH, TOPIC_SENTIMENT, TOPIC_TRANSCRIPT
 from edge.vocab import MODALITIES
 from edge.web.errors import ViewError
 
@@ -143,10 +145,41 @@ def reduce_health(payload: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+FACE_KEYS = ("cx", "cy", "w", "h", "score")
+
+
+def reduce_frame(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A camera thumbnail: the base64 JPEG passed on as it came once it is checked to be one (bounded, strict
+    base64, JPEG header), its size, and the face box (null unless every number is in [0, 1])."""
+    jpeg = payload.get("jpeg")
+    if not isinstance(jpeg, str) or not 4 <= len(jpeg) <= MAX_B64_CHARS:
+        raise ViewError("field 'jpeg' is not a bounded base64 string: is this a qamoe.v1 publisher?")
+    try:
+        head = binascii.a2b_base64(jpeg, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise ViewError("field 'jpeg' is not valid base64") from None
+    if not head.startswith(JPEG_MAGIC):
+        raise ViewError("field 'jpeg' is not a JPEG (no FF D8 FF header)")
+    width, height = number(payload.get("width"), 1, MAX_SIDE_PX), number(payload.get("height"), 1, MAX_SIDE_PX)
+    if width is None or height is None:
+        raise ViewError("fields 'width'/'height' are not thumbnail sizes: is this a qamoe.v1 publisher?")
+    face = payload.get("face")
+    box = {k: number(face.get(k), 0, 1) for k in FACE_KEYS} if isinstance(face, Mapping) else None
+    return {
+        **_common(payload, "frame"),
+        "t": _mono_s(payload.get("captured"), "captured"),
+        "width": int(width),
+        "height": int(height),
+        "jpeg": jpeg,
+        "face": box if box is not None and all(v is not None for v in box.values()) else None,
+    }
+
+
 REDUCERS = {
     TOPIC_SENTIMENT: reduce_sentiment,
     TOPIC_TRANSCRIPT: reduce_transcript,
     TOPIC_HEALTH: reduce_health,
+    TOPIC_FRAME: reduce_frame,
 }
 
 

@@ -60,7 +60,7 @@ class WebServer:
     def __init__(self, config: WebConfig, subscriber: SubscriberConfig) -> None:
         self.config = config
         self.subscriber = subscriber
-        self.state = PageState(config.trace_points, config.transcript_lines)
+        self.state = PageState(config.trace_points, config.transcript_lines, frames=config.frames)
         self.hub = Hub(self.state, config.max_viewers, config.viewer_backlog)
         self.pages = Pages.load(config.token)
         self.url: str | None = None

@@ -10,6 +10,7 @@ resync will contain them). Thread-free; the server wakes the sender with an even
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -37,8 +38,14 @@ class LatestSlot(Generic[T]):
         self.offered = 0
         self.dropped = 0
 
-    def offer(self, item: T) -> None:
+    def offer(self, item: T, *, replaces: Callable[[T], bool] | None = None) -> None:
+        """Add `item`; with `replaces`, a pending item it matches is dropped (counted) first, so of updates that
+        supersede each other (camera frames) a viewer only ever has the newest waiting."""
         self.offered += 1
+        if replaces is not None and not self._resync:
+            kept = [pending for pending in self._items if not replaces(pending)]
+            self.dropped += len(self._items) - len(kept)
+            self._items = kept
         if self._resync:
             self.dropped += 1
         elif len(self._items) >= self.capacity:

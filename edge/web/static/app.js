@@ -9,7 +9,10 @@ const V_MAX = 3;            // valence scale: -3..3
 const COLORS = { negative: "#c62828", neutral: "#757575", positive: "#2e7d32" };
 const MODALITIES = ["text", "audio", "vision"];
 
-const view = { trace: [], band: 0.5, updates: 0, snapshots: 0, lastAt: null };
+const view = { trace: [], band: 0.5, updates: 0, snapshots: 0, lastAt: null, frames: 0, frameToken: 0 };
+const FRAME_OFF = "No frames (privacy default: no picture leaves the node). To see the camera, the node must " +
+  "share it (qamoe-live --share-frames) and this page server must show it (qamoe-web --frames).";
+const FRAME_WAIT = "Waiting for a frame: the node shares none unless it runs qamoe-live --share-frames.";
 const $ = (id) => document.getElementById(id);
 
 function fmt(x, digits) {
@@ -168,6 +171,55 @@ function onHealth(h) {
   $("health").replaceChildren(...items.flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
 }
 
+// ---------------------------------------------------------------------------------------------- camera
+// The JPEG is decoded from bytes (createImageBitmap on a Blob): no URL, no <img>, nothing for the CSP to allow.
+function onFrame(f) {
+  if (!f || typeof f.jpeg !== "string") return;
+  const token = ++view.frameToken;
+  let bytes;
+  try {
+    const bin = atob(f.jpeg);
+    bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  } catch (e) { return; }
+  createImageBitmap(new Blob([bytes], { type: "image/jpeg" })).then((bitmap) => {
+    if (token === view.frameToken) drawFrame(bitmap, f);  // else a newer frame came while this one decoded
+    bitmap.close();
+  }).catch(() => {});
+}
+
+function drawFrame(bitmap, f) {
+  const canvas = $("frame");
+  canvas.width = bitmap.width; canvas.height = bitmap.height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0);
+  const b = f.face;
+  if (b) {
+    const w = canvas.width, h = canvas.height;
+    ctx.strokeStyle = "#00e676"; ctx.lineWidth = 2;
+    ctx.strokeRect((b.cx - b.w / 2) * w, (b.cy - b.h / 2) * h, b.w * w, b.h * h);
+  }
+  canvas.hidden = false;
+  view.frames += 1;
+  canvas.dataset.frames = String(view.frames);
+  canvas.dataset.seq = f.seq === null ? "" : String(f.seq);
+  canvas.dataset.face = b ? [b.cx, b.cy, b.w, b.h].map((v) => v.toFixed(3)).join(",") : "";
+  const hint = $("frame-hint");
+  hint.dataset.mode = "live";
+  hint.textContent = (b ? "face found (score " + fmt(b.score, 2) + ")" : "no face found") +
+    (typeof f.sent === "number" ? "; sent " + new Date(f.sent * 1000).toLocaleTimeString() : "");
+}
+
+function showFrameMode(enabled) {
+  const hint = $("frame-hint");
+  if (!enabled) {
+    $("frame").hidden = true;
+    hint.dataset.mode = "off"; hint.textContent = FRAME_OFF;
+  } else if (hint.dataset.mode !== "live") {
+    hint.dataset.mode = "waiting"; hint.textContent = FRAME_WAIT;
+  }
+}
+
 // ------------------------------------------------------------------------------------------- messages
 function onSnapshot(s) {
   view.trace = [];
@@ -176,6 +228,8 @@ function onSnapshot(s) {
   if (s.sentiment) { showNow(s.sentiment); showBars(s.sentiment.modalities || {}); }
   for (const t of s.transcript || []) onTranscript(t);
   if (s.health) onHealth(Object.assign({}, s.health, { server: s.server }));
+  showFrameMode(s.frames === true);
+  if (s.frames === true && s.frame) onFrame(s.frame);
   view.snapshots += 1;
   drawTrace();
 }
@@ -187,6 +241,7 @@ function onMessage(event) {
   else if (msg.kind === "sentiment") onSentiment(msg, true);
   else if (msg.kind === "transcript") onTranscript(msg);
   else if (msg.kind === "health") onHealth(msg);
+  else if (msg.kind === "frame") onFrame(msg);
   else return;
   view.updates += 1;
   view.lastAt = new Date();
