@@ -3,6 +3,7 @@
 
   python tools/web_screenshot.py                                    # the demo clip (make demo), shipped model
   python tools/web_screenshot.py --video talk.mp4 --at 12 --out view.png
+  python tools/web_screenshot.py --frames                           # with the camera frame (both opt-ins)
 
 Runs `qamoe-live --video-file VIDEO` at real time with `qamoe-web` subscribed, opens the page in headless
 Chromium (Debian's chromium + chromium-driver, driven by Selenium: the test extra), and saves the page `--at`
@@ -49,6 +50,8 @@ def main() -> int:
     p.add_argument("--at", type=float, default=17.0, help="seconds after the first estimate (default 17)")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "img" / "web_view.png")
     p.add_argument("--size", default="1280x900", help="browser window, WxH (default 1280x900)")
+    p.add_argument("--frames", action="store_true",
+                   help="show the camera frame: qamoe-live --share-frames and qamoe-web --frames (both opt-in)")
     args = p.parse_args()
     if not args.video.is_file():
         print(
@@ -59,13 +62,14 @@ def main() -> int:
     width, height = (int(v) for v in args.size.split("x"))
     endpoint = free_endpoint()
     live = LiveCommand(
-        ("--video-file", str(args.video), "--source-id", args.video.name),
+        ("--video-file", str(args.video), "--source-id", args.video.name,
+         *(("--share-frames",) if args.frames else ())),
         engines_dir=args.engines_dir,
         endpoint=endpoint,
     )
     driver = chromium(width, height)
     try:
-        with WebRun(WebCommand(endpoint)) as web, LiveRun(live, record=True) as run:
+        with WebRun(WebCommand(endpoint, args=("--frames",) if args.frames else ())) as web, LiveRun(live, record=True) as run:
             driver.get(web.url)
             run.wait(lambda: run.of("sentiment"), 120, "a first estimate")
             time.sleep(args.at)
