@@ -43,3 +43,16 @@ def nats_server(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    """A headless Chromium for the web-view tests (tests/support/browser.py), one per test module; skips with
+    the reason where the browser, its driver or Selenium is absent."""
+    from tests.support.browser import headless_chromium
+
+    driver = headless_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -14,7 +14,6 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from edge.publish import (
     transcript_message,
 )
 from edge.vocab import NS, Word
-from tests.support.browser import headless_chromium
+from tests.support.browser import wait_for
 from tests.support.live_fixtures import GRID, free_endpoint, make_live_engines
 
 CLIP = GRID / "id2_vcd_swwp2s.mpg"  # "set white with p two soon", 3 s
@@ -46,26 +45,6 @@ HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2
 HOSTILE_SHOWN = (
     '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">\\x1b[31m\\u202eevil\\x07'
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    driver = headless_chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def wait_for(predicate, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = predicate()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout_s:g} s")
-        time.sleep(0.1)
 
 
 def dom(driver: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,30 +33,10 @@ from edge.publish import (
     sentiment_message,
 )
 from edge.vocab import NS
-from tests.support.browser import headless_chromium
+from tests.support.browser import wait_for
 from tests.support.live_fixtures import GRID, free_endpoint, make_live_engines
 
 CLIP = GRID / "id2_vcd_swwp2s.mpg"  # a speaker facing the camera, 3 s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    driver = headless_chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def wait_for(predicate, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = predicate()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout_s:g} s")
-        time.sleep(0.1)
 
 
 def camera(driver: Any) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """A headless Chromium for the web-view tests: Debian's `chromium` and `chromium-driver` driven by Selenium,
 pointed at the system binaries so that nothing is downloaded. `headless_chromium()` skips the calling test,
-naming what is missing, where either the browser or Selenium is absent."""
+naming what is missing, where either the browser or Selenium is absent. The `browser` fixture (one per test
+module) is in tests/conftest.py; `wait_for` polls the page."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +39,15 @@ def headless_chromium(width: int = 1280, height: int = 900) -> Any:
     ):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+
+
+def wait_for(predicate, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
+    """`predicate()`'s first truthy value, polled every 0.1 s; AssertionError naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout_s:g} s")
+        time.sleep(0.1)
