@@ -165,8 +165,8 @@ def _consumer_pause(server: NatsServer, stream: StreamSettings, pause_s: float) 
     return seqs_of(first, SUBJECT) + seqs_of(second, SUBJECT), published
 
 
-def test_a_durable_consumer_resumes_where_it_stopped(nats_server: NatsServer) -> None:
-    seqs, published = _consumer_pause(nats_server, StreamSettings(), 5.0)
+def test_a_durable_consumer_stopped_for_30s_resumes_where_it_stopped(nats_server: NatsServer) -> None:
+    seqs, published = _consumer_pause(nats_server, StreamSettings(), 30.0)  # issue 17: "stopped for 30 s"
     assert seqs == list(range(published))
 
 
