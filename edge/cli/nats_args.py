@@ -56,6 +56,8 @@ def add_nats_arguments(p: argparse.ArgumentParser, *, url_default: str | None = 
     g.add_argument("--nats-timeout", type=float, default=3.0, metavar="S",
                    help="connection timeout per attempt (default 3 s)")
     g.add_argument("--stream", default="QAMOE", help="JetStream stream name (default QAMOE)")
+    g.add_argument("--nats-domain", default=None, metavar="DOMAIN",
+                   help="the JetStream domain of the stream (a hub reached through a site's leaf node)")
 
 
 def add_stream_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,7 +73,7 @@ def nats_config(args: argparse.Namespace, name: str) -> NatsConfig:
 
     return NatsConfig(url=args.nats, creds_file=args.nats_creds, tls_ca=args.nats_tls_ca,
                       tls_cert=args.nats_tls_cert, tls_key=args.nats_tls_key,
-                      connect_timeout_s=args.nats_timeout, name=name)
+                      connect_timeout_s=args.nats_timeout, name=name, js_domain=args.nats_domain)
 
 
 def stream_settings(args: argparse.Namespace) -> StreamSettings:

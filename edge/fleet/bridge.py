@@ -101,7 +101,7 @@ class Bridge:
         nc = await connect(self.cfg.nats, callbacks={
             "disconnected_cb": self._on_disconnect, "closed_cb": self._on_disconnect})
         try:
-            js = await jetstream(nc)
+            js = await jetstream(nc, self.cfg.nats.js_domain)
             await ensure_stream(js, self.cfg.stream)
             await self.acks.bind(nc)
         except (nats.errors.Error, OSError) as exc:  # (the connection failed right after the set-up)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,7 +47,8 @@ class NatsConfig:
     """How to reach NATS. `url`: one or more comma-separated server URLs (credentials may ride in them,
     nats://user:pass@host:4222, as nats-py takes them); `creds_file`: a NATS `.creds` file (JWT + NKey seed,
     needs the `nkeys` package); `tls_*`: a CA bundle to verify the server and an optional client certificate
-    and key; `connect_timeout_s`: per attempt; `name`: how the connection shows in the server's monitoring."""
+    and key; `connect_timeout_s`: per attempt; `name`: how the connection shows in the server's monitoring;
+    `js_domain`: the JetStream domain whose API to use (a hub's JetStream seen through a leaf node)."""
 
     url: str = DEFAULT_NATS_URL
     creds_file: Path | None = None
@@ -55,6 +57,7 @@ class NatsConfig:
     tls_key: Path | None = None
     connect_timeout_s: float = 3.0
     name: str = "qamoe"
+    js_domain: str | None = None  # the JetStream domain (a hub reached through a leaf node: docs/FLEET.md)
 
     def __post_init__(self) -> None:
         check_nats_url(self.url)
@@ -66,6 +69,9 @@ class NatsConfig:
             raise FleetConfigError("--nats-tls-cert and --nats-tls-key go together: pass both or neither")
         if not (math.isfinite(self.connect_timeout_s) and 0.1 <= self.connect_timeout_s <= 60):
             raise FleetConfigError(f"connect timeout {self.connect_timeout_s}: choose 0.1-60 s")
+        if self.js_domain is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.js_domain):
+            raise FleetConfigError(f"--nats-domain {self.js_domain!r}: use 1-64 of A-Z a-z 0-9 _ - (the hub's "
+                                   "`jetstream { domain: ... }`)")
 
     @property
     def servers(self) -> tuple[str, ...]:

@@ -94,7 +94,7 @@ class Reader:
     async def open(cls, cfg: ReaderConfig) -> Reader:
         nc = await connect(cfg.nats)
         try:
-            js = await jetstream(nc)
+            js = await jetstream(nc, cfg.nats.js_domain)
             sub = await _subscribe(js, cfg)
         except BaseException:
             await nc.close()

@@ -91,15 +91,17 @@ def _redact(url: str) -> str:
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
-async def jetstream(nc: Client) -> JetStreamContext:
-    """The JetStream context; NatsUnavailableError when the server has JetStream off."""
-    js = nc.jetstream(timeout=API_TIMEOUT_S, publish_async_max_pending=ASYNC_MAX_PENDING)
+async def jetstream(nc: Client, domain: str | None = None) -> JetStreamContext:
+    """The JetStream context (of `domain`, when given); NatsUnavailableError when there is none."""
+    js = nc.jetstream(timeout=API_TIMEOUT_S, publish_async_max_pending=ASYNC_MAX_PENDING, domain=domain)
     try:
         await js.account_info()
     except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError,
             nats.js.errors.NoStreamResponseError, nats.errors.TimeoutError) as exc:
+        where = f"JetStream domain {domain!r}" if domain else "JetStream"
         raise NatsUnavailableError(
-            f"the NATS server has no JetStream ({type(exc).__name__}): start it with `nats-server -js`"
+            f"the NATS server has no {where} ({type(exc).__name__}): start it with `nats-server -js`, or, "
+            "through a leaf node, name the hub's domain with --nats-domain"
         ) from None
     except nats.js.errors.APIError as exc:
         raise NatsUnavailableError(f"JetStream is not usable for this account: {exc}") from None
