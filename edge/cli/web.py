@@ -4,10 +4,12 @@
   qamoe-web --endpoint tcp://10.0.0.5:5556 --curve-server-key server.key --curve-client-keys keys/web
   QAMOE_WEB_TOKEN=... qamoe-web --host 0.0.0.0   remote viewers (a token of your own is then required)
   qamoe-web --frames                          also show the camera, when the node shares it (--share-frames)
+  qamoe-web --nats nats://hub:4222 --subject 'qamoe.v1.*.clinic-a.room1'   one node behind a qamoe-bridge
 
 Exit codes: 0 stopped (Ctrl-C, SIGTERM); 2 bad arguments (a host that is not an IP address, a bind facing the
-network without a token, a token that is too short, CURVE key files); 5 the page's port cannot be bound (in
-use, an address not on this machine, a privileged port)."""
+network without a token, a token that is too short, CURVE key files, NATS credentials); 5 the page's port
+cannot be bound (in use, an address not on this machine, a privileged port), or (with --nats) no NATS server
+answered or it has no such stream."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from edge.cli.nats_args import add_nats_arguments, nats_config
 from edge.errors import EXIT_OK, QamoeLiveError
 from edge.publish import (
     DEFAULT_ENDPOINT,
@@ -32,7 +36,11 @@ from edge.publish import (
 from edge.publish.curve import find_secret_file
 from edge.web.auth import resolve_token
 from edge.web.config import DEFAULT_HOST, DEFAULT_PORT, WebConfig
+from edge.web.errors import WebConfigError
 from edge.web.server import WebServer
+
+if TYPE_CHECKING:
+    from edge.fleet.consume import ReaderConfig
 
 TOKEN_ENV = "QAMOE_WEB_TOKEN"
 log = logging.getLogger("qamoe-web")
@@ -71,13 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="show the node's camera frames with the face box (the node must run qamoe-live --share-frames). "
         "Off by default: frames are then not even received, and no picture reaches a browser",
     )
+    add_nats_arguments(p, url_default=None)  # --nats URL: read one node's bridged stream from JetStream
+    p.add_argument("--subject", default="qamoe.v1.>", help="with --nats: the node's subjects, e.g. "
+                   "'qamoe.v1.*.SITE.SOURCE' (default qamoe.v1.>: the first source that arrives is shown)")
     p.add_argument("-v", "--verbose", action="store_true", help="log connections and counters to stderr")
     return p
 
 
-def make_configs(args: argparse.Namespace) -> tuple[WebConfig, SubscriberConfig, bool]:
+def make_configs(args: argparse.Namespace) -> tuple[WebConfig, SubscriberConfig | ReaderConfig, bool]:
     token, generated = resolve_token(args.token or os.environ.get(TOKEN_ENV) or None, args.host)
     web = WebConfig(token=token, host=args.host, port=args.port, frames=args.frames)
+    if args.nats:
+        from edge.fleet.consume import ReaderConfig
+
+        if args.curve_server_key or args.curve_client_keys:
+            raise WebConfigError("--curve-* keys are for a node's ZeroMQ socket; with --nats use the NATS options")
+        return web, ReaderConfig(nats=nats_config(args, "qamoe-web"), subject=args.subject,
+                                 stream=args.stream), generated
+    if args.subject != "qamoe.v1.>":
+        raise WebConfigError("--subject reads from NATS: add --nats URL")
     client = find_secret_file(args.curve_client_keys) if args.curve_client_keys else None
     sub = SubscriberConfig(
         endpoint=args.endpoint,

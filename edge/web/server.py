@@ -13,6 +13,7 @@ import asyncio
 import errno
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -21,9 +22,13 @@ from edge.publish.subscriber import SubscriberConfig
 from edge.web.config import WebConfig
 from edge.web.errors import WebBindError
 from edge.web.hub import Hub
+from edge.web.nats_stream import NatsStreamReader
 from edge.web.pages import Pages
 from edge.web.state import PageState
 from edge.web.stream import StreamReader
+
+if TYPE_CHECKING:
+    from edge.fleet.consume import ReaderConfig
 
 log = logging.getLogger(__name__)
 CLOSE_WAIT_S = 2.0  # how long stopping waits for connections to close
@@ -57,14 +62,14 @@ def bind_error(exc: OSError, host: str, port: int) -> WebBindError:
 class WebServer:
     """One page server over one node's stream. `run` serves until `stop` is set."""
 
-    def __init__(self, config: WebConfig, subscriber: SubscriberConfig) -> None:
+    def __init__(self, config: WebConfig, subscriber: SubscriberConfig | ReaderConfig) -> None:
         self.config = config
         self.subscriber = subscriber
         self.state = PageState(config.trace_points, config.transcript_lines, frames=config.frames)
         self.hub = Hub(self.state, config.max_viewers, config.viewer_backlog)
         self.pages = Pages.load(config.token)
         self.url: str | None = None
-        self._reader: StreamReader | None = None
+        self._reader: StreamReader | NatsStreamReader | None = None
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         return self.pages.route(request, self.hub.full)
@@ -107,7 +112,7 @@ class WebServer:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(self._pump)
 
-        self._reader = StreamReader(self.subscriber, ready, self.config.inbox_capacity)
+        self._reader = await self._open_reader(ready)
         try:
             server = await self._listen()
             port = server.sockets[0].getsockname()[1] if server.sockets else self.config.port
@@ -122,6 +127,26 @@ class WebServer:
                 server.close()
                 await self._closed(server)
         finally:
-            self._reader.stop()
-            self._reader.join()
+            await self._close_reader()
             log.info("served %d viewers; %s", self.hub.served, self.hub.stats())
+
+    async def _open_reader(self, ready: Callable[[], None]) -> StreamReader | NatsStreamReader:
+        """The node's stream: its ZeroMQ socket (a thread), or, behind a bridge, JetStream (a task here)."""
+        if isinstance(self.subscriber, SubscriberConfig):
+            return StreamReader(self.subscriber, ready, self.config.inbox_capacity)
+        loop = asyncio.get_running_loop()
+
+        def soon() -> None:  # the reading task runs on this loop: pump once it yields
+            loop.call_soon(self._pump)
+
+        reader = NatsStreamReader(self.subscriber, soon, self.config.inbox_capacity)
+        await reader.open()
+        return reader
+
+    async def _close_reader(self) -> None:
+        reader = self._reader
+        if isinstance(reader, NatsStreamReader):
+            await reader.aclose()
+        elif reader is not None:
+            reader.stop()
+            reader.join()
