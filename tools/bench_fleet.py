@@ -1,17 +1,8 @@
-"""Fleet benchmark (issue 17): N simulated nodes -> qamoe-bridge -> NATS JetStream -> one consumer, against
+"""Fleet benchmark (issue 17): N simulated nodes -> one qamoe-bridge -> NATS JetStream -> one consumer, against
 ZeroMQ direct (the same nodes read by one subscriber) in the same run.
 
   python tools/bench_fleet.py                                  # 64 nodes at 2 msg/s, then 200 at 100 msg/s
   python tools/bench_fleet.py --nodes 64 --rate 2 --duration 20
-  python tools/bench_fleet.py --baseline-ref HEAD              # also the bridge as committed, same run
-  python tools/bench_fleet.py --bridges 1 --bridges 2          # one bridge, then two sharing the nodes
-
-`--baseline-ref REF` runs the bridge phase a second time with `edge/` as it is at git REF (exported with
-`git archive` into a temporary folder put first on PYTHONPATH), right before the current code's, against the
-same broker: before/after from one run. `--bridges K` splits the N endpoints over K bridge processes (one
-stream). Rates: `rate_msgs_s` is what the consumer received per second; `stored_msgs_s` is what JetStream
-stored per second (its own timestamps), which is the bridge's sustained rate even when the consumer lags.
-`bridge_cpu_us_per_msg`: CPU time of the bridge process(es) per message sent.
 
 Nodes: one process publishing real-schema sentiment messages (docs/messages.md; the envelope's seq and
 sent.mono_ns set per message) on N ZeroMQ PUB sockets, at `rate` each, evenly spread. Latency: consumer
@@ -101,7 +92,7 @@ def run_nodes(endpoints: list[str], rate: float, duration: float) -> None:
             sent += 1
         time.sleep(min(period, 0.002))
     time.sleep(0.5)
-    print(sent, time.process_time(), flush=True)  # what it sent, and its CPU seconds
+    print(sent, flush=True)
     for s in socks:
         s.close(linger=2000)
     ctx.term()
@@ -119,11 +110,8 @@ class Tally:
         self.seen: set[tuple[bytes, int]] = set()
         self.dupes = 0
         self.first = self.last = 0.0
-        self.stored_ns: list[int] = []  # JetStream's store time of each message (NATS only)
 
-    def add(self, data: bytes, reply: str = "") -> None:
-        if reply.startswith("$JS.ACK."):  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-            self.stored_ns.append(int(reply.split(".")[7]))
+    def add(self, data: bytes) -> None:
         now = time.monotonic_ns()
         mono, seq, src = MONO.search(data), SEQ.search(data), SOURCE.search(data)
         if not (mono and seq and src):
@@ -171,7 +159,7 @@ async def consume_nats(url: str, nodes: subprocess.Popen[str], tally: Tally, idl
             if nodes.poll() is not None:
                 break
             continue
-        tally.add(msg.data, msg.reply)
+        tally.add(msg.data)
     await nc.close()
 
 
@@ -180,11 +168,8 @@ def summary(name: str, tally: Tally, sent: int, duration: float) -> dict:
     lat = np.array(tally.lat_ns) / 1e6 if tally.lat_ns else np.array([np.nan])
     got = len(tally.seen)
     span = max(tally.last - tally.first, 1e-9)
-    stored = None
-    if len(tally.stored_ns) > 1:
-        stored = round(len(tally.stored_ns) / max((max(tally.stored_ns) - min(tally.stored_ns)) / 1e9, 1e-9), 1)
     return {"path": name, "sent": sent, "received": got, "lost": sent - got, "duplicates": tally.dupes,
-            "rate_msgs_s": round(got / span, 1), "stored_msgs_s": stored, "offered_msgs_s": round(sent / duration, 1),
+            "rate_msgs_s": round(got / span, 1), "offered_msgs_s": round(sent / duration, 1),
             "p50_ms": round(float(np.percentile(lat, 50)), 2), "p95_ms": round(float(np.percentile(lat, 95)), 2),
             "p99_ms": round(float(np.percentile(lat, 99)), 2)}
 
@@ -194,81 +179,39 @@ def phase_zmq(n: int, rate: float, duration: float) -> dict:
     tally = Tally()
     nodes = start_nodes(endpoints, rate, duration)
     consume_zmq(endpoints, nodes, tally)
-    return summary("zeromq-direct", tally, int(nodes.communicate()[0].split()[-2]), duration)
+    return summary("zeromq-direct", tally, int(nodes.communicate()[0].split()[-1]), duration)
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a live process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_bridge(url: str, endpoints: list[str], index: int, env: dict[str, str]) -> subprocess.Popen[str]:
-    prof = [sys.executable, "-m", "cProfile", "-o", f"{PROFILE}.{index}", "-m", "edge.cli.bridge"]
-    prefix = prof if PROFILE else [sys.executable, "-m", "edge.cli.bridge"]
-    args = [*prefix, "--nats", url, "--site", "bench", "--bridge-id", f"b{index}", "--buffer", "1000000", "-q",
-            "--max-bytes", "8G", "--drain", "30"] + [a for ep in endpoints for a in ("--endpoint", ep)]
-    return subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
-
-
-def phase_nats(n: int, rate: float, duration: float, server: tuple[str, int], bridges: int,
-               code: Path | None) -> dict:
-    """`bridges` bridge processes, each reading every bridges-th endpoint; `code`: a folder holding another
-    `edge/` to run the bridges from (the baseline), None for this checkout's."""
+def phase_nats(n: int, rate: float, duration: float, url: str) -> dict:
     endpoints = free_endpoints(n)
-    env = dict(os.environ)
-    if code is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH", "")]))
-    url, server_pid = server
-    procs = [start_bridge(url, endpoints[i::bridges], i, env) for i in range(bridges)]
+    script = Path(sys.executable).parent / "qamoe-bridge"
+    prefix = [sys.executable, "-m", "cProfile", "-o", PROFILE, "-m", "edge.cli.bridge"] if PROFILE else [str(script)]
+    args = [*prefix, "--nats", url, "--site", "bench", "--bridge-id", "b", "--buffer", "1000000", "-q",
+            "--max-bytes", "8G", "--drain", "30"] + [a for ep in endpoints for a in ("--endpoint", ep)]
+    bridge = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     tally = Tally()
-    server_cpu, own_cpu = cpu_s(server_pid), time.process_time()
     nodes = start_nodes(endpoints, rate, duration)
     asyncio.run(consume_nats(url, nodes, tally, idle_s=3.0))
-    cpu = sum(cpu_s(b.pid) for b in procs)
-    server_cpu, own_cpu = cpu_s(server_pid) - server_cpu, time.process_time() - own_cpu
-    for b in procs:  # SIGINT under the profiler: KeyboardInterrupt unwinds through cProfile, which writes it
-        b.send_signal(2) if PROFILE else b.terminate()
-    for b in procs:
-        err = b.communicate(timeout=60)[1]
-        if b.returncode not in (130, 143):
-            print(f"bridge exited {b.returncode}: {err[-500:]}", file=sys.stderr)
-    sent_text, nodes_cpu = nodes.communicate()[0].split()[-2:]
-    sent = int(sent_text)
-    name = "nats-jetstream" + ("" if code is None else f" ({code.name})") + (f" x{bridges}" if bridges > 1 else "")
-    row = summary(name, tally, sent, duration)
-    per_msg = {"bridge": cpu, "nats_server": server_cpu, "consumer": own_cpu, "nodes": float(nodes_cpu)}
-    row.update(bridges=bridges, bridge_cpu_us_per_msg=round(cpu / max(sent, 1) * 1e6, 1),
-               cpu_us_per_msg={k: round(v / max(sent, 1) * 1e6, 1) for k, v in per_msg.items()})
-    return row
+    if PROFILE:
+        bridge.send_signal(2)  # SIGINT: KeyboardInterrupt unwinds through cProfile, which writes the file
+    else:
+        bridge.terminate()
+    err = bridge.communicate(timeout=60)[1]
+    if bridge.returncode != 143:
+        print(f"bridge exited {bridge.returncode}: {err[-500:]}", file=sys.stderr)
+    return summary("nats-jetstream", tally, int(nodes.communicate()[0].split()[-1]), duration)
 
 
-def export_ref(ref: str, into: Path) -> Path:
-    """`edge/` as it is at git `ref`, in a folder named after the ref (read-only git: `git archive`)."""
-    root = Path(__file__).resolve().parent.parent
-    folder = into / ref.replace("/", "_")
-    folder.mkdir()
-    archive = subprocess.run(["git", "-C", str(root), "archive", ref, "edge"], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder
-
-
-def run_case(n: int, rate: float, duration: float, bridges: list[int], baseline: Path | None) -> list[dict]:
+def run_case(n: int, rate: float, duration: float) -> list[dict]:
     binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    rows = []
     with tempfile.TemporaryDirectory() as store:
         port = free_port()
         server = subprocess.Popen([binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        broker = (f"nats://127.0.0.1:{port}", server.pid)
         try:
             time.sleep(0.5)
-            rows.append(phase_zmq(n, rate, duration))
-            for k in bridges:  # the baseline first: the current code then meets the fuller stream
-                if baseline is not None:
-                    rows.append(phase_nats(n, rate, duration, broker, k, baseline))
-                rows.append(phase_nats(n, rate, duration, broker, k, None))
+            rows = [phase_zmq(n, rate, duration), phase_nats(n, rate, duration, f"nats://127.0.0.1:{port}")]
         finally:
             server.terminate()
             server.wait(10)
@@ -284,18 +227,13 @@ def main() -> None:
     p.add_argument("--rate", type=float, action="append", help="msgs/s per node (default 2 and 100)")
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--endpoints", default="")
-    p.add_argument("--bridges", type=int, action="append", help="bridge processes sharing the nodes (repeat; "
-                   "default 1)")
-    p.add_argument("--baseline-ref", metavar="REF", help="also run the bridge from git REF's edge/ (e.g. HEAD)")
     p.add_argument("--out", type=Path, help="also write the rows as JSON")
     args = p.parse_args()
     if args.role == "nodes":
         run_nodes(args.endpoints.split(","), args.rate[0], args.duration)
         return
     cases = list(zip(args.nodes or [64, 200], args.rate or [2.0, 100.0], strict=True))
-    with tempfile.TemporaryDirectory() as tmp:
-        baseline = export_ref(args.baseline_ref, Path(tmp)) if args.baseline_ref else None
-        rows = [row for n, rate in cases for row in run_case(n, rate, args.duration, args.bridges or [1], baseline)]
+    rows = [row for n, rate in cases for row in run_case(n, rate, args.duration)]
     for row in rows:
         print(json.dumps(row), flush=True)
     if args.out:

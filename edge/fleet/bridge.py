@@ -2,12 +2,10 @@
 is away, reconnection with capped backoff and its own health. An asyncio object: `open()` (fails fast with a
 typed error), `run(stop)`, then it drains and closes. `edge.fleet.runner.BridgeThread` runs one on a thread.
 
-Delivery: every message is published with a `Nats-Msg-Id` (edge.fleet.subjects.msg_id) and kept (in the
-buffer, then in the `AckWindow` of up to `in_flight` messages sent and not yet acknowledged) until JetStream
-acknowledges it. An error ack, or no ack within `ack_timeout_s`, makes the bridge reconnect and send every
-unacknowledged message again, oldest first; JetStream stores a repeated id once within the stream's duplicate
-window. So within the buffer bound and the duplicate window nothing is lost or doubled; beyond the bound the
-oldest messages are dropped and counted.
+Delivery: every message is published with a `Nats-Msg-Id` (edge.fleet.subjects.msg_id) and kept in the buffer
+until JetStream acknowledges it; a batch whose acks do not all come back within `ack_timeout_s` is sent again,
+and JetStream stores a repeated id once within the stream's duplicate window. So within the buffer bound and
+the duplicate window nothing is lost or doubled; beyond the bound the oldest messages are dropped and counted.
 """
 
 from __future__ import annotations
@@ -24,20 +22,17 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from edge.fleet.acks import AckWindow
 from edge.fleet.config import BridgeConfig
 from edge.fleet.errors import NatsAuthError, NatsUnavailableError, StreamConflictError
-from edge.fleet.ingest import Ingest, Outgoing
+from edge.fleet.ingest import Ingest, Outgoing, ZmqReader
 from edge.fleet.natsconn import connect, ensure_stream, jetstream, last_stored
 from edge.fleet.subjects import health_subject
 from edge.fleet.tracking import BoundedBuffer
-from edge.fleet.zmqread import ZmqReader
 from edge.publish.wire import SCHEMA_VERSION, TOPIC_HEALTH, WallClock
 from edge.vocab import NS
 
 log = logging.getLogger(__name__)
 IDLE_WAIT_S = 0.1
-RESUME_AT_ONCE = 64  # last-stored lookups in flight together (a bridge meeting many new nodes at once)
 MSG_ID = "Nats-Msg-Id"
 SETUP_ERRORS = (NatsUnavailableError, NatsAuthError, StreamConflictError)
 
@@ -54,7 +49,6 @@ class BridgeStats:
     published: int
     duplicates: int
     dropped: int
-    in_flight: int
     lost_upstream: int
     restarts_upstream: int
     rejected: int
@@ -68,7 +62,7 @@ class Bridge:
     def __init__(self, cfg: BridgeConfig) -> None:
         self.cfg = cfg
         self.buffer: BoundedBuffer[Outgoing] = BoundedBuffer(cfg.buffer_capacity)
-        self.ingest = Ingest(cfg, self.buffer, self._wake_for_data)
+        self.ingest = Ingest(cfg, self.buffer, self._wake_from_thread)
         self._readers: list[ZmqReader] = []
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -76,8 +70,8 @@ class Bridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._idle = False
-        self.acks = AckWindow(cfg.in_flight, cfg.ack_timeout_s, cfg.batch, self._wake.set)
-        self._reconnects = self._health_seq = 0
+        self._published = self._duplicates = self._reconnects = self._health_seq = 0
+        self._lag_max_ns: int | None = None
         self._started = time.monotonic()
 
     # ----------------------------------------------------------------------------------------------- set up
@@ -89,7 +83,7 @@ class Bridge:
         try:
             reader = ZmqReader(self.cfg.endpoints, self.cfg, self.ingest)
             self._readers.append(reader)
-            reader.start(self._loop)
+            reader.start()
         except BaseException:
             await self._stop_readers()
             await self._close_nats()
@@ -103,10 +97,6 @@ class Bridge:
         try:
             js = await jetstream(nc, self.cfg.nats.js_domain)
             await ensure_stream(js, self.cfg.stream)
-            await self.acks.bind(nc)
-        except (nats.errors.Error, OSError) as exc:  # (the connection failed right after the set-up)
-            await _close_quietly(nc)
-            raise NatsUnavailableError(f"NATS went away while setting up: {exc!r}") from None
         except BaseException:
             await _close_quietly(nc)
             raise
@@ -118,11 +108,10 @@ class Bridge:
                         self.buffer.policy)
         self._connected = False
 
-    def _wake_for_data(self) -> None:
-        """New messages in the buffer (the reader runs on this loop): wake the send loop if it waits for some."""
-        if self._idle:
+    def _wake_from_thread(self) -> None:
+        if self._idle and self._loop is not None:
             self._idle = False
-            self._wake.set()
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     # -------------------------------------------------------------------------------------------------- run
     async def run(self, stop: asyncio.Event, drain_s: float = 5.0) -> BridgeStats:
@@ -145,14 +134,9 @@ class Bridge:
         return stats
 
     async def _send_loop(self, stop: asyncio.Event, deadline: float | None) -> None:
-        """Until `stop` (deadline None), or until nothing is left to send or acknowledge or the deadline passes
-        (draining)."""
+        """Until `stop` (deadline None), or until the buffer is empty or the deadline passes (draining)."""
         backoff = self.cfg.backoff_initial_s
-        while not self._finished(stop, deadline):
-            if self._connected and (self.acks.failed or self.acks.expired(time.monotonic_ns())):
-                log.debug("%d message(s) not acknowledged: sending them again after reconnecting",
-                          self.acks.pending)
-                self._connected = False  # reconnect (and re-check the stream) before trying again
+        while not (stop.is_set() if deadline is None else (not self.buffer or time.monotonic() > deadline)):
             if not self._connected:
                 if await self._reconnect():
                     backoff = self.cfg.backoff_initial_s
@@ -163,26 +147,16 @@ class Bridge:
                 await _wait(stop if deadline is None else None, wait)
                 backoff = min(self.cfg.backoff_max_s, backoff * 2)
                 continue
-            room = self.acks.room()
-            batch = self.buffer.take(min(self.cfg.batch, room)) if room > 0 else []
+            batch = self.buffer.take(self.cfg.batch)
             if batch:
                 await self._send(batch)
             else:
-                await self._wait_for_work(stop, draining=deadline is not None)
+                await self._wait_for_work(stop)
 
-    def _finished(self, stop: asyncio.Event, deadline: float | None) -> bool:
-        if deadline is None:
-            return stop.is_set()
-        return (not self.buffer and not self.acks.pending) or time.monotonic() > deadline
-
-    async def _wait_for_work(self, stop: asyncio.Event, draining: bool) -> None:
-        """Wait (up to IDLE_WAIT_S) for messages to send, room in the ack window, or a failed ack. The reader
-        wakes this only when it is waiting for messages (`_idle`); the AckWindow when room, the end of what is
-        in flight, or a failure comes."""
+    async def _wait_for_work(self, stop: asyncio.Event) -> None:
         self._wake.clear()
-        waiting_for_data = not self.buffer
-        self._idle = waiting_for_data
-        if (draining or not stop.is_set()) and not self.acks.failed and (waiting_for_data or self.acks.room() <= 0):
+        self._idle = True
+        if not self.buffer and not stop.is_set():
             try:
                 await asyncio.wait_for(self._wake.wait(), IDLE_WAIT_S)
             except TimeoutError:
@@ -205,35 +179,50 @@ class Bridge:
         js = self._js
         assert js is not None
         await self._resume_keys(js, batch)
+        futures: list[asyncio.Future[Any]] = []
         try:
-            await self.acks.publish(batch)  # from here on the AckWindow holds them until acknowledged
+            for m in batch:
+                futures.append(await js.publish_async(m.subject, m.data, headers={MSG_ID: m.msg_id}))
         except (nats.errors.Error, OSError) as exc:
-            log.debug("publishing %d message(s) stopped: %r", len(batch), exc)
-            self._connected = False  # _close_nats() puts what is unacknowledged back at the buffer's head
+            log.debug("publish stopped after %d of %d: %r", len(futures), len(batch), exc)
+            self._connected = False
+        if futures:
+            await asyncio.wait(futures, timeout=self.cfg.ack_timeout_s)
+        retry = batch[len(futures):]
+        now = time.monotonic_ns()
+        for m, fut in zip(batch, futures, strict=False):
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._published += 1
+                self._duplicates += bool(getattr(fut.result(), "duplicate", False))
+                lag = now - m.received_ns
+                self._lag_max_ns = lag if self._lag_max_ns is None else max(self._lag_max_ns, lag)
+            else:
+                if not fut.done():
+                    fut.cancel()
+                retry.append(m)
+        if retry:
+            self.buffer.push_front(retry)
+            log.debug("%d message(s) not acknowledged: sending them again after reconnecting", len(retry))
+            self._connected = False  # reconnect (and re-check the stream) before trying again
 
     async def _resume_keys(self, js: JetStreamContext, batch: list[Outgoing]) -> None:
-        """For each (source, topic) seen for the first time in `batch`, look up the last message an earlier run
-        stored, before this one's is stored. The lookups run RESUME_AT_ONCE at a time: one after the other,
-        200 new nodes held the first batches back for seconds while the nodes kept sending."""
         if not self.cfg.resume:
             return
-        firsts = [m for m in batch if m.first]
-        for i in range(0, len(firsts), RESUME_AT_ONCE):
-            await asyncio.gather(*(self._resume_key(js, m) for m in firsts[i:i + RESUME_AT_ONCE]))
-
-    async def _resume_key(self, js: JetStreamContext, m: Outgoing) -> None:
-        try:
-            stored = await last_stored(js, self.cfg.stream.name, m.subject)
-        except (nats.errors.Error, OSError) as exc:
-            log.debug("last stored message of %s: %r", m.subject, exc)
-            return
-        if stored is None or not isinstance(stored.get("seq"), int):
-            return
-        sent = stored.get("sent")
-        mono = sent.get("mono_ns") if isinstance(sent, dict) else None
-        same_run = isinstance(mono, int) and m.sent_mono_ns is not None and mono < m.sent_mono_ns
-        if same_run and stored["seq"] < m.seq:
-            self.ingest.resume(m.key, stored["seq"], m.seq)
+        for m in batch:
+            if not m.first:
+                continue
+            try:
+                stored = await last_stored(js, self.cfg.stream.name, m.subject)
+            except (nats.errors.Error, OSError) as exc:
+                log.debug("last stored message of %s: %r", m.subject, exc)
+                continue
+            if stored is None or not isinstance(stored.get("seq"), int):
+                continue
+            sent = stored.get("sent")
+            mono = sent.get("mono_ns") if isinstance(sent, dict) else None
+            same_run = isinstance(mono, int) and m.sent_mono_ns is not None and mono < m.sent_mono_ns
+            if same_run and stored["seq"] < m.seq:
+                self.ingest.resume(m.key, stored["seq"], m.seq)
 
     # ---------------------------------------------------------------------------------------------- health
     async def _health_loop(self, stop: asyncio.Event) -> None:
@@ -253,7 +242,7 @@ class Bridge:
             await nc.publish(subject, json.dumps(body, separators=(",", ":")).encode(), headers={MSG_ID: mid})
         except (nats.errors.Error, OSError) as exc:
             log.debug("bridge health not published: %r", exc)
-        self.acks.lag_max_ns = None
+        self._lag_max_ns = None
 
     def health_payload(self) -> dict[str, Any]:
         seq, self._health_seq = self._health_seq, self._health_seq + 1
@@ -267,28 +256,26 @@ class Bridge:
 
     def stats(self) -> BridgeStats:
         head = self.buffer.peek()
-        ing, acks = self.ingest, self.acks
+        ing = self.ingest
         return BridgeStats(
             connected=self._connected, buffered=len(self.buffer), capacity=self.buffer.capacity,
-            policy=self.buffer.policy, received=ing.received, published=acks.published,
-            duplicates=acks.duplicates, dropped=self.buffer.dropped, in_flight=acks.pending,
-            lost_upstream=ing.tracker.lost, restarts_upstream=ing.tracker.restarts,
-            rejected=ing.rejected + acks.too_large, undecodable=ing.undecodable, reconnects=self._reconnects,
-            lag_ms_max=None if acks.lag_max_ns is None else round(acks.lag_max_ns / 1e6, 3),
+            policy=self.buffer.policy, received=ing.received, published=self._published,
+            duplicates=self._duplicates, dropped=self.buffer.dropped, lost_upstream=ing.tracker.lost,
+            restarts_upstream=ing.tracker.restarts, rejected=ing.rejected, undecodable=ing.undecodable,
+            reconnects=self._reconnects,
+            lag_ms_max=None if self._lag_max_ns is None else round(self._lag_max_ns / 1e6, 3),
             oldest_buffered_s=None if head is None else round((time.monotonic_ns() - head.received_ns) / NS, 3),
         )
 
     # ----------------------------------------------------------------------------------------------- close
     async def _stop_readers(self) -> None:
         for reader in self._readers:
-            await reader.close()
+            reader.stop()
+        for reader in self._readers:
+            await asyncio.to_thread(reader.join)
 
     async def _close_nats(self) -> None:
-        """Close the connection; what is still unacknowledged goes back to the buffer's head, in order."""
         nc, self._nc, self._js, self._connected = self._nc, None, None, False
-        unacked = self.acks.unbind()
-        if unacked:
-            self.buffer.push_front(unacked)
         if nc is not None:
             await _close_quietly(nc)
 

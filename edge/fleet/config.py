@@ -117,11 +117,8 @@ class BridgeConfig:
     source_id            replaces each message's source_id in the subject (a token; None: sanitise the message's)
     curve_*              CURVE keys to read a node that requires them (as qamoe-tap's options)
     buffer_capacity      messages held while NATS is away; full, the oldest is dropped and counted
-    batch                messages published to JetStream at once (one write, one flush)
-    in_flight            messages published and not yet acknowledged, at most (several batches: the bridge
-                         keeps sending while earlier acks are on their way)
-    ack_timeout_s        how long to wait for JetStream's ack of a message before reconnecting and sending every
-                         unacknowledged one again (ids de-duplicate)
+    batch                messages in flight to JetStream at once (acks are awaited per batch)
+    ack_timeout_s        how long to wait for JetStream's acks before sending a batch again (ids de-duplicate)
     backoff_*_s          reconnect backoff to NATS: doubling from initial up to max
     zmq_reconnect_*_ms   ZeroMQ's reconnect interval to the node, doubling up to the max
     health_interval_s    how often the bridge publishes its health
@@ -139,7 +136,6 @@ class BridgeConfig:
     curve_client_secret_key_file: Path | None = None
     buffer_capacity: int = 10_000
     batch: int = 256
-    in_flight: int = 2048
     ack_timeout_s: float = 5.0
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 5.0
@@ -167,8 +163,6 @@ class BridgeConfig:
             raise FleetConfigError(f"--buffer {self.buffer_capacity}: choose 1-10000000 messages")
         if not 1 <= self.batch <= 10_000:
             raise FleetConfigError(f"batch {self.batch}: choose 1-10000 messages")
-        if not self.batch <= self.in_flight <= 100_000:
-            raise FleetConfigError(f"in flight {self.in_flight}: choose {self.batch} (the batch)-100000 messages")
         for name, value, low, high in (
             ("ack timeout", self.ack_timeout_s, 0.1, 120.0),
             ("backoff initial", self.backoff_initial_s, 0.01, 60.0),

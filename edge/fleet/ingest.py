@@ -1,26 +1,31 @@
-"""`Ingest`: turns each message read from the nodes (edge.fleet.zmqread) into an `Outgoing` one (subject,
-de-duplication id), counts `seq` gaps and hands it to the bounded buffer. Thread-safe; nothing here touches
-NATS or ZeroMQ."""
+"""The ZeroMQ side of the bridge: a reader thread per node endpoint, and `Ingest`, which turns each received
+message into an `Outgoing` one (subject, de-duplication id), counts `seq` gaps and hands it to the bounded
+buffer. Thread-safe; nothing here touches NATS."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from edge.fleet.config import BridgeConfig
-from edge.fleet.subjects import msg_id_from, msg_id_prefix, sanitise_source, subject_for, topic_token
-from edge.fleet.tracking import IN_ORDER, BoundedBuffer, SeqTracker, SeqVerdict
-from edge.publish.subscriber import Received
+from edge.fleet.subjects import msg_id, sanitise_source, subject_for, topic_token
+from edge.fleet.tracking import BoundedBuffer, SeqTracker
+from edge.publish.errors import MessageError, PublishError
+from edge.publish.subscriber import Received, Subscriber, SubscriberConfig
+from edge.publish.wire import TOPIC_PREFIX
 
 log = logging.getLogger(__name__)
-ROUTE_CACHE = 10_000  # (topic, source_id) pairs whose subject is remembered
+POLL_S = 0.1  # how often a reader looks at its stop flag
+RECEIVE_HWM = 10_000  # messages ZeroMQ may hold for the bridge before the node's socket drops for it
 
 
-class Outgoing(NamedTuple):
-    """One message on its way to JetStream. `first`: the first this bridge has seen of its (source, topic).
-    (A NamedTuple: one is made per bridged message, and a tuple costs a fraction of a frozen dataclass.)"""
+@dataclass(frozen=True)
+class Outgoing:
+    """One message on its way to JetStream. `first`: the first this bridge has seen of its (source, topic)."""
 
     subject: str
     data: bytes
@@ -30,14 +35,6 @@ class Outgoing(NamedTuple):
     sent_mono_ns: int | None
     first: bool
     received_ns: int
-
-
-class _Route(NamedTuple):
-    """What a (topic, source_id) pair maps to, worked out once: the key, the subject, the id's prefix."""
-
-    key: tuple[str, str]
-    subject: str
-    id_prefix: str
 
 
 class Ingest:
@@ -54,56 +51,38 @@ class Ingest:
         self._wake = wake
         self._lock = threading.Lock()
         self._warned: set[str] = set()
-        self._routes: dict[tuple[str, object], _Route] = {}
 
-    def take_many(self, got: list[tuple[Received, bytes]], received_ns: int) -> None:
-        """Messages read together (one lock for the buffer, one wake)."""
-        out = [o for msg, data in got if (o := self._outgoing(msg.topic, msg.payload, data, received_ns))]
-        if out:
-            self.buffer.push_many(out)
-            self._wake()
-
-    def _route(self, topic: str, source_id: object) -> _Route | None:
-        """The subject and id prefix of (topic, source_id), cached; None when either is not usable."""
-        route = self._routes.get((topic, source_id))
-        if route is not None:
-            return route
-        short = topic_token(topic)
-        source = self.cfg.source_id or sanitise_source(source_id)
-        if short is None or source is None:
-            return None
-        if len(self._routes) >= ROUTE_CACHE:  # many sources (or a hostile one): start again, stay bounded
-            self._routes.clear()
-        route = _Route((source, short), subject_for(short, self.cfg.site, source),
-                       msg_id_prefix(self.cfg.site, source, short))
-        self._routes[(topic, source_id)] = route
-        return route
+    def take(self, msg: Received, data: bytes, received_ns: int) -> None:
+        out = self._outgoing(msg.topic, msg.payload, data, received_ns)
+        if out is None:
+            return
+        self.buffer.push(out)
+        self._wake()
 
     def _outgoing(self, topic: str, p: dict[str, Any], data: bytes, received_ns: int) -> Outgoing | None:
-        route = self._route(topic, p.get("source_id"))
+        short = topic_token(topic)
+        source = self.cfg.source_id or sanitise_source(p.get("source_id"))
         seq = p.get("seq")
-        if route is None or type(seq) is not int or seq < 0:
+        if short is None or source is None or not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             self._reject(f"topic {topic!r:.60}, source_id {p.get('source_id')!r:.60}, seq {seq!r:.20}")
             return None
         sent = p.get("sent")
-        mono = sent.get("mono_ns") if type(sent) is dict else None
-        mono = mono if type(mono) is int else None
-        key = route.key
+        mono = sent.get("mono_ns") if isinstance(sent, dict) else None
+        mono = mono if isinstance(mono, int) and not isinstance(mono, bool) else None
+        key = (source, short)
         with self._lock:
             self.received += 1
             first = not self.tracker.known(key)
             verdict = self.tracker.observe(key, seq)
-        if verdict is not IN_ORDER:
-            self._log_verdict(key, seq, verdict)
-        return Outgoing(route.subject, data, msg_id_from(route.id_prefix, seq, mono), key, seq, mono, first,
-                        received_ns)
-
-    @staticmethod
-    def _log_verdict(key: tuple[str, str], seq: int, verdict: SeqVerdict) -> None:
         if verdict.lost:
-            log.warning("%s/%s: %d message(s) lost upstream before seq %d", *key, verdict.lost, seq)
+            log.warning("%s/%s: %d message(s) lost upstream before seq %d", source, short, verdict.lost, seq)
         elif verdict.restart:
-            log.info("%s/%s: seq went back to %d: the node restarted", *key, seq)
+            log.info("%s/%s: seq went back to %d: the node restarted", source, short, seq)
+        return Outgoing(
+            subject=subject_for(short, self.cfg.site, source), data=data,
+            msg_id=msg_id(self.cfg.site, source, short, seq, mono), key=key, seq=seq, sent_mono_ns=mono,
+            first=first, received_ns=received_ns,
+        )
 
     def count_undecodable(self) -> None:
         with self._lock:
@@ -127,3 +106,62 @@ class Ingest:
         log.warning("%s/%s: %d message(s) passed while no bridge read them (seq %d-%d)", *key, gap,
                     stored_seq + 1, first_seq - 1)
         return gap
+
+
+class ZmqReader:
+    """A thread reading the nodes' ZeroMQ endpoints (one SUB socket connected to all of them, fair-queued)
+    into `Ingest`; ZeroMQ reconnects to each node by itself (capped backoff: BridgeConfig.zmq_reconnect_ms
+    doubling to zmq_reconnect_max_ms)."""
+
+    def __init__(self, endpoints: tuple[str, ...], cfg: BridgeConfig, ingest: Ingest) -> None:
+        self.endpoint = ", ".join(endpoints)
+        self._ingest = ingest
+        self._stop = threading.Event()
+        self._subscriber = Subscriber(SubscriberConfig(
+            endpoint=endpoints[0], topics=(TOPIC_PREFIX,), receive_hwm=RECEIVE_HWM,
+            reconnect_ivl_ms=cfg.zmq_reconnect_ms, reconnect_ivl_max_ms=cfg.zmq_reconnect_max_ms,
+            curve_server_public_key_file=cfg.curve_server_public_key_file,
+            curve_client_secret_key_file=cfg.curve_client_secret_key_file,
+        ))
+        try:
+            for endpoint in endpoints[1:]:
+                self._subscriber.connect(endpoint)
+        except BaseException:
+            self._subscriber.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name="bridge-zmq", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._read_once()
+            while self._read_once():  # asked to stop: take what has already arrived, until a quiet poll
+                pass
+        finally:
+            self._subscriber.close()
+
+    def _read_once(self) -> bool:
+        """Read one message (or wait POLL_S for one); False when none came."""
+        try:
+            got = self._subscriber.receive_raw(POLL_S)
+        except MessageError as exc:
+            self._ingest.count_undecodable()
+            log.debug("undecodable message from %s: %s", self.endpoint, exc)
+            return True
+        except PublishError as exc:  # the socket itself failed: say so, and keep trying
+            log.error("reading %s: %s", self.endpoint, exc)
+            time.sleep(POLL_S)
+            return False
+        if got is None:
+            return False
+        self._ingest.take(got[0], got[1], time.monotonic_ns())
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout_s: float = 2.0) -> None:
+        self._thread.join(timeout_s)

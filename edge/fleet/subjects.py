@@ -72,14 +72,5 @@ def msg_id(site: str, source: str, topic_short: str, seq: int, sent_mono_ns: int
     Built from what the message itself says, so every bridge that sees it (a restarted one, a redundant pair)
     computes the same id. `seq` restarts at 0 when qamoe-live restarts, so the publisher's monotonic send stamp
     is part of it too: a restarted node's seq 0 is a new message, not a duplicate of the old seq 0."""
-    return msg_id_from(msg_id_prefix(site, source, topic_short), seq, sent_mono_ns)
-
-
-def msg_id_prefix(site: str, source: str, topic_short: str) -> str:
-    """The part of `msg_id` that is the same for every message of one (site, source, topic)."""
-    return f"{site}.{source}.{topic_short}"
-
-
-def msg_id_from(prefix: str, seq: int, sent_mono_ns: int | None) -> str:
-    """`msg_id` from its `msg_id_prefix` (the bridge works the prefix out once per source and topic)."""
-    return f"{prefix}.{seq}.{'-' if sent_mono_ns is None else sent_mono_ns}"
+    stamp = "-" if sent_mono_ns is None else str(sent_mono_ns)
+    return f"{site}.{source}.{topic_short}.{seq}.{stamp}"

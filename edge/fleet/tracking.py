@@ -22,9 +22,6 @@ class SeqVerdict:
     duplicate: bool = False
 
 
-IN_ORDER = SeqVerdict()  # the common case, shared (no allocation per message)
-
-
 class SeqTracker:
     """Counts gaps in `seq` per key (source, topic). The first seq seen of a key starts it: what came before is
     not ours to count, unless a previous run stored a last seq (`resume`). A seq lower than the next expected
@@ -47,7 +44,7 @@ class SeqTracker:
         expected = self._next.get(key)
         self._next[key] = seq + 1
         if expected is None or seq == expected:
-            return IN_ORDER
+            return SeqVerdict()
         if seq > expected:
             self.lost += seq - expected
             return SeqVerdict(lost=seq - expected)
@@ -81,16 +78,6 @@ class BoundedBuffer(Generic[T]):
                 self.dropped += 1
             self._items.append(item)
             return dropped
-
-    def push_many(self, items: list[T]) -> int:
-        """Append `items` in order (one lock for all); returns how many older items were dropped for them."""
-        with self._lock:
-            self._items.extend(items)
-            over = max(0, len(self._items) - self.capacity)
-            for _ in range(over):
-                self._items.popleft()
-            self.dropped += over
-            return over
 
     def push_front(self, items: list[T]) -> int:
         """Put back `items` (taken with `take`, not sent) at the head, oldest first; what does not fit is
