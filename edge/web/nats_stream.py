@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from edge.web.stream import Inbox
 
 if TYPE_CHECKING:
     from edge.fleet.consume import Reader, ReaderConfig
@@ -28,17 +29,21 @@ class NatsStreamReader:
 
     def __init__(self, config: ReaderConfig, on_ready: Callable[[], None], capacity: int = 256) -> None:
         self._config = config
-        self._on_ready = on_ready
-        self._inbox: deque[tuple[str, dict[str, Any]]] = deque()
-        self._capacity = capacity
+        self._inbox = Inbox(capacity, on_ready)
         self._reader: Reader | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.source: str | None = None
-        self.received = 0
-        self.dropped = 0
         self.undecodable = 0
         self.other_sources = 0
+
+    @property
+    def received(self) -> int:
+        return self._inbox.received
+
+    @property
+    def dropped(self) -> int:
+        return self._inbox.dropped
 
     @property
     def endpoint(self) -> str:
@@ -75,19 +80,10 @@ class NatsStreamReader:
         if source != self.source:
             self.other_sources += 1
             return
-        self.received += 1
-        was_empty = not self._inbox
-        if len(self._inbox) >= self._capacity:
-            self._inbox.popleft()
-            self.dropped += 1
-        self._inbox.append((topic, payload))
-        if was_empty:
-            self._on_ready()
+        self._inbox.put(topic, payload)
 
     def drain(self) -> list[tuple[str, dict[str, Any]]]:
-        out = list(self._inbox)
-        self._inbox.clear()
-        return out
+        return self._inbox.drain()
 
     async def aclose(self) -> None:
         self._stop.set()

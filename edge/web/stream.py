@@ -20,21 +20,55 @@ log = logging.getLogger(__name__)
 POLL_S = 0.1  # how often the reading thread looks at its stop flag
 
 
+class Inbox:
+    """The bounded hand-off to the loop (drop-oldest, counted); `on_ready` when it goes from empty to
+    non-empty. Thread-safe: the ZeroMQ reader fills it from its thread, the NATS reader from the loop."""
+
+    def __init__(self, capacity: int, on_ready: Callable[[], None]) -> None:
+        self._items: deque[tuple[str, dict[str, Any]]] = deque()
+        self._capacity = capacity
+        self._on_ready = on_ready
+        self._lock = threading.Lock()
+        self.received = 0
+        self.dropped = 0  # messages let go (oldest first) because the loop did not take them
+
+    def put(self, topic: str, payload: dict[str, Any]) -> None:
+        with self._lock:
+            self.received += 1
+            was_empty = not self._items
+            if len(self._items) >= self._capacity:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append((topic, payload))
+        if was_empty:
+            self._on_ready()
+
+    def drain(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every message waiting, oldest first (the inbox is then empty)."""
+        with self._lock:
+            out = list(self._items)
+            self._items.clear()
+        return out
+
+
 class StreamReader:
     """A `Subscriber` on a thread: `start()`, `drain()` from the loop, `stop()` + `join(timeout)`.
     Connecting happens in the constructor, so a bad endpoint or CURVE key fails before anything is served."""
 
     def __init__(self, config: SubscriberConfig, on_ready: Callable[[], None], capacity: int = 256) -> None:
         self._subscriber = Subscriber(config)
-        self._on_ready = on_ready
-        self._inbox: deque[tuple[str, dict[str, Any]]] = deque()
-        self._capacity = capacity
-        self._lock = threading.Lock()
+        self._inbox = Inbox(capacity, on_ready)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="qamoe-web-stream", daemon=True)
-        self.received = 0
-        self.dropped = 0  # messages the inbox let go (oldest first) because the loop did not take them
         self.undecodable = 0
+
+    @property
+    def received(self) -> int:
+        return self._inbox.received
+
+    @property
+    def dropped(self) -> int:
+        return self._inbox.dropped
 
     @property
     def endpoint(self) -> str:
@@ -53,29 +87,14 @@ class StreamReader:
                     log.debug("undecodable message: %s", exc)
                     continue
                 if got is not None:
-                    self._put(got.topic, got.payload)
+                    self._inbox.put(got.topic, got.payload)
         except PublishError:
             log.exception("reading the stream from %s failed; the page stops updating", self.endpoint)
         finally:
             self._subscriber.close()
 
-    def _put(self, topic: str, payload: dict[str, Any]) -> None:
-        with self._lock:
-            self.received += 1
-            was_empty = not self._inbox
-            if len(self._inbox) >= self._capacity:
-                self._inbox.popleft()
-                self.dropped += 1
-            self._inbox.append((topic, payload))
-        if was_empty:
-            self._on_ready()
-
     def drain(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every message waiting, oldest first (the inbox is then empty)."""
-        with self._lock:
-            out = list(self._inbox)
-            self._inbox.clear()
-        return out
+        return self._inbox.drain()
 
     def stop(self) -> None:
         self._stop.set()
