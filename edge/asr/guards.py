@@ -30,11 +30,14 @@ is dropped by the first rule that fires, and each rule's drops are counted (`Str
                   of three only in loops and in "-S -S -S" garbage at a buffer's end.
   repeat          a phrase that repeats the words just before it (the committed tail and the words kept so
                   far, the last `repeat_context_words`, 16) and could not have been spoken again: it starts
-                  before the last word of the earlier copy starts (the same audio twice), or it is said at under
-                  `repeat_max_word_s` (50 ms) per word, 20 words/s, three times the fastest speech. The loops'
-                  copies took 0-10 ms per word; real phrases of two words took >= 80 ms per word. Not relative
-                  to the earlier copy: Whisper stretches a buffer's first word over the silence before it (0.8 s
-                  for "Set" in GRID), and a genuine "Set blue" then looked less than half as long as the first.
+                  before the last word of the earlier copy starts (the same audio twice), or either copy is said
+                  at under `repeat_max_word_s` (50 ms) per word, 20 words/s, three times the fastest speech. The
+                  loops' copies took 0-10 ms per word; real phrases of two words took >= 80 ms per word. An
+                  earlier copy that fast was written without being said: Whisper heard a word once, wrote it
+                  twice and aligned the first copy to no audio ("so 1.20-1.20 so 1.20-1.44", RAVDESS), so the
+                  pair is one saying and the later copy goes. Not relative to the earlier copy's length:
+                  Whisper stretches a buffer's first word over the silence before it (0.8 s for "Set" in
+                  GRID), and a genuine "Set blue" then looked less than half as long as the first.
                   A one-word phrase counts only as an immediate repeat ("door! door!"), since short words recur
                   in any sentence.
   fragment_run    a run of at least `fragment_run_min` (3) identical fragments in a row, a fragment being a
@@ -196,12 +199,18 @@ def fragment_runs(cands: Sequence[Word], tail: Sequence[Word], cfg: CommitGuardC
     return flags
 
 
+def _paced(words: Sequence[Word], cfg: CommitGuardConfig) -> bool:
+    """Whether `words` take at least repeat_max_word_s per word, as words that were said do."""
+    return words[-1].end_ns - words[0].start_ns >= len(words) * round(cfg.repeat_max_word_s * NS)
+
+
 def _respoken(copy: Sequence[Word], original: Sequence[Word], cfg: CommitGuardConfig) -> bool:
     """Whether `copy` could be a second saying of `original` (same words): it starts once the original's last
-    word has started, and takes at least repeat_max_word_s per word."""
+    word has started, and both were said at a speaking pace. An original aligned to (nearly) no audio is the
+    decoder writing the words twice for one saying, whichever copy the alignment gave the audio to."""
     if copy[0].start_ns < original[-1].start_ns:
         return False
-    return copy[-1].end_ns - copy[0].start_ns >= len(copy) * round(cfg.repeat_max_word_s * NS)
+    return _paced(copy, cfg) and _paced(original, cfg)
 
 
 def _longest_repeat(cands: Sequence[Word], i: int, context: Sequence[Word]) -> tuple[int, int]:

@@ -25,8 +25,8 @@ utterance close, forced commit, end of stream) then passes the words through the
 `edge.asr.guards` (`StreamingAsrConfig.guards`): `low_confidence` (Whisper's segment tests again, for any
 transcribe function), `unvoiced` (outside the audio the caller's `speech_prob` called speech), `collapsed` (>= 3
 words starting within 60 ms), `fragment_run` (one 1-letter token again and again: "'S 'S 'S") and `repeat` (a
-phrase repeating the committed tail that could not have been said again: the same audio twice, or in under half
-the time). Decodes that loop at the end of the speech ("a
+phrase repeating the committed tail that could not have been said again: the same audio twice, or either copy
+at under 50 ms a word). Decodes that loop at the end of the speech ("a
 jacket. Don't forget a jacket. Don't forget a jacket", the copies all starting within 20 ms) are what these
 catch; `StreamingStats.dropped_<rule>` counts the words each rule kept out. Dropped words still move the commit
 point, so the next decodes do not offer them again.

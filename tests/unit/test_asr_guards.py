@@ -211,6 +211,82 @@ def test_repeat_looks_back_repeat_context_words_only() -> None:
     assert repeats(copy, SAID + filler, CFG) == [True, True]
 
 
+# The final decode of RAVDESS 03-01-08-02-02-02-06 ("Dogs are sitting by the door", its onset cut off by the
+# lead-in trim): Whisper wrote "so" twice and aligned the first copy to no audio (1.20-1.20 s).
+SO_SO = [w("They're", 1100, 1200), w("so", 1200, 1200), w("so", 1200, 1440), w("silly", 1440, 1680),
+         w("by", 1680, 1920), w("the", 1920, 2100), w("door.", 2100, 2340)]  # fmt: skip
+
+
+def test_repeat_a_word_written_twice_for_one_saying_goes() -> None:
+    assert repeats(SO_SO, [], CFG) == [False, False, True, False, False, False, False]
+    guard = CommitGuard()
+    guard.note_audio(0, 3 * NS, True)
+    result = guard.filter(SO_SO, [])
+    assert " ".join(texts(result.kept)) == "They're so silly by the door."
+    assert texts(result.dropped["repeat"]) == ["so"] and sum(map(len, result.dropped.values())) == 1
+
+
+def test_repeat_an_earlier_copy_said_in_under_50_ms_a_word_is_not_a_saying() -> None:
+    assert repeats([w("so", 1200, 1249), w("so", 1249, 1440)], [], CFG) == [False, True]
+    assert repeats([w("so", 1200, 1250), w("so", 1250, 1440)], [], CFG) == [False, False]  # 50 ms: said
+    again = [w("thank", 1100, 1300), w("you", 1300, 1500)]
+    hurried = [w("thank", 1000, 1040), w("you", 1040, 1099)]  # 99 ms for two words
+    assert repeats([*hurried, *again], [], CFG) == [False, False, True, True]
+    paced = [w("thank", 1000, 1040), w("you", 1040, 1100)]  # 100 ms
+    assert repeats([*paced, *again], [], CFG) == [False] * 4
+
+
+def test_repeat_a_copy_of_a_committed_word_that_had_no_audio_goes() -> None:
+    """The commit-boundary form: the committed tail ends in the 0 ms copy, the next commit offers the word."""
+    assert repeats([w("so", 1200, 1440), w("silly", 1440, 1680)], SO_SO[:2], CFG) == [True, False]
+
+
+def test_repeat_keeps_a_word_said_twice() -> None:
+    for word in ("no,", "very"):
+        twice = [w(word, 1000, 1250), w(word, 1250, 1500), w("good", 1500, 1800)]
+        assert repeats(twice, [], CFG) == [False, False, False], word
+        assert repeats(twice[1:], twice[:1], CFG) == [False, False], word  # across a commit
+        guard = CommitGuard()
+        guard.note_audio(0, 3 * NS, True)
+        assert guard.filter(twice, []).kept == twice, word
+
+
+class FakeDoubledDecoder:
+    """Replays the decodes of RAVDESS 03-01-08-02-02-02-06 through the benchmark's live path: the utterance's
+    buffer starts at 1.1 s (the onset was trimmed away as a lead-in), one word at first, then the sentence with
+    "so" written twice, which finish() commits at once. Times are relative to the stream start."""
+
+    def __init__(self, t0_ns: int) -> None:
+        self.t0_ns = t0_ns
+
+    def __call__(self, pcm: np.ndarray, t0_ns: int, *, prompt: str | None = None) -> list[Word]:
+        end_ms = (t0_ns - self.t0_ns) / MS + len(pcm) * 1000 / SAMPLE_RATE
+        spec = SO_SO if end_ms > 2500 else [w("the", 1100, 1360)]
+        t0 = self.t0_ns
+        return [Word(x.text, t0 + x.start_ns, t0 + x.end_ns, 0.5, -0.76, 0.14, 0.89) for x in spec]
+
+
+def _replay_doubled(guards: CommitGuardConfig) -> tuple[str, StreamingAsr]:
+    t0 = 5 * NS
+    asr = StreamingAsr(FakeDoubledDecoder(t0), StreamingAsrConfig(step_s=1.0, max_step_s=1.0, guards=guards))
+    words: list[Word] = []
+    # the VAD's verdicts as they arrived: speech from the chunk at 1.6 s to the one at 2.7 s
+    for k in range(31):
+        speech_prob = 0.86 if 16 <= k < 28 else 0.04
+        asr.insert_audio(np.zeros(SAMPLE_RATE // 10, np.float32), t0 + k * NS // 10, speech_prob)
+        words += asr.process()
+    return " ".join(texts(words + asr.finish())), asr
+
+
+def test_streaming_commits_a_word_written_twice_once() -> None:
+    before, _ = _replay_doubled(CommitGuardConfig(enabled=False))
+    assert before == "They're so so silly by the door."
+    assert repeated_phrase("dogs are sitting by the door", before) is not None
+    after, asr = _replay_doubled(CommitGuardConfig())
+    assert after == "They're so silly by the door."
+    assert asr.stats.dropped() == {"low_confidence": 0, "unvoiced": 0, "collapsed": 0, "fragment_run": 0, "repeat": 1}
+
+
 # --------------------------------------------------------------------------------------------- fragment run
 def _spread(tokens: list[str], start_ms: int = 1000, step_ms: int = 300) -> list[Word]:
     return [w(t, start_ms + k * step_ms, start_ms + (k + 1) * step_ms) for k, t in enumerate(tokens)]
