@@ -24,7 +24,7 @@ from qamoe.data.sources import load_source
 from qamoe.errors import ConfigError
 from qamoe.experiments import parse_method
 from qamoe.models import create_model
-from qamoe.training import TrainConfig, train_model, twin_reference
+from qamoe.training import SELECT_BY, TrainConfig, train_model, twin_reference
 
 log = logging.getLogger("train")
 
@@ -38,6 +38,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--select-by", choices=SELECT_BY, help="validation MAE over every row (default) or the mean of"
+                   " each source's (id prefix: mosi, mosei, ravdess, emodb, fer), so small sources count")
     p.add_argument("--train-config", type=Path, help="JSON file with TrainConfig fields (flags override it)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -58,6 +60,8 @@ def main(args: argparse.Namespace) -> int:
     fields.update(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     if args.threads is not None:
         fields["threads"] = args.threads
+    if args.select_by is not None:
+        fields["select_by"] = args.select_by
     cfg = TrainConfig.from_dict(fields)
     train_set, reference = data["train"], None
     if "train_raw" in data:  # raw-media twins: trained on beside their clean rows, which are their targets

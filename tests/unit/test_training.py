@@ -94,3 +94,18 @@ def test_checkpoint_config_mismatch_is_refused(tmp_path, trained) -> None:
     (ck / "config.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="does not match"):
         load_checkpoint(ck)
+
+
+def test_selection_by_source_weighs_every_source_alike(trained, data) -> None:
+    from qamoe.errors import ConfigError
+    from qamoe.training import validation_mae
+
+    valid = data["valid"]
+    err = np.abs(predict(trained.model, valid).valence - valid.labels)
+    ids = np.array([("small/" if i < 30 else "big/") + str(k) for i, k in enumerate(valid.ids)])
+    tagged = type(valid)(feats=valid.feats, masks=valid.masks, labels=valid.labels, ids=ids)
+    assert validation_mae(trained.model, tagged) == pytest.approx(float(err.mean()), rel=1e-5)
+    by_source = 0.5 * (err[:30].mean() + err[30:].mean())
+    assert validation_mae(trained.model, tagged, by="source") == pytest.approx(float(by_source), rel=1e-5)
+    with pytest.raises(ConfigError, match="select_by"):
+        TrainConfig(select_by="speaker")
