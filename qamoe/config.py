@@ -21,8 +21,6 @@ RELIABILITY_OBJECTIVES = ("unimodal_nll", "clean_recon")
 # What the reliability of a modality with no observed step is: "max" = the variance bound (r ~ 3e-4), "learned" =
 # whatever the variance head says (docs/MODEL.md, "Absent modalities").
 ABSENT_VARIANCE = ("max", "learned")
-# Statistics pooling in the temporal encoders: none, the std of the hidden steps, or the mean and std of the input.
-STATS_POOL = ("none", "hidden", "input")
 
 
 @dataclass(frozen=True)
@@ -32,9 +30,7 @@ class ModelConfig:
     input_dims: feature dimension per modality. d_model: width of every modality representation.
     n_experts / top_k: the sparse GLU mixture. quality_gate / prior_fallback: the two QA-MoE mechanisms that the
     ablations switch off. reliability_objective: what the per-modality variance regresses (docs/MODEL.md).
-    absent_variance: the variance of a modality with no observed step (ABSENT_VARIANCE). stats_pool: what each
-    encoder pools besides its attention mean (STATS_POOL; docs/MODEL.md, "Statistics pooling"); "none" in
-    checkpoints before it."""
+    absent_variance: the variance of a modality with no observed step (ABSENT_VARIANCE)."""
 
     input_dims: Mapping[Modality, int]
     d_model: int = 64
@@ -48,7 +44,6 @@ class ModelConfig:
     prior_fallback: bool = True
     reliability_objective: str = "clean_recon"
     absent_variance: str = "max"
-    stats_pool: str = "none"  # STATS_POOL
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -69,8 +64,6 @@ class ModelConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.absent_variance not in ABSENT_VARIANCE:
             raise ConfigError(f"absent_variance {self.absent_variance!r} unknown: use one of {ABSENT_VARIANCE}")
-        if self.stats_pool not in STATS_POOL:
-            raise ConfigError(f"stats_pool {self.stats_pool!r} unknown: use one of {STATS_POOL}")
         if self.reliability_objective not in RELIABILITY_OBJECTIVES:
             raise ConfigError(
                 f"reliability_objective {self.reliability_objective!r} unknown: use one of {RELIABILITY_OBJECTIVES}"

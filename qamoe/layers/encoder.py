@@ -18,9 +18,7 @@ class TemporalEncoder(nn.Module):
     model, and the window features are already high-level (BERT / MiniLM / MFCC / expression embeddings).
     Coverage (fraction of valid steps) is returned so that downstream heads can *see* missingness."""
 
-    def __init__(
-        self, *, in_dim: int, d_model: int, kernel: int = 3, dropout: float = 0.1, stats_pool: str = "none"
-    ) -> None:
+    def __init__(self, *, in_dim: int, d_model: int, kernel: int = 3, dropout: float = 0.1) -> None:
         super().__init__()
         self.proj = nn.Linear(in_dim, d_model)
         self.norm = nn.LayerNorm(d_model)
@@ -29,13 +27,6 @@ class TemporalEncoder(nn.Module):
         self.score = nn.Linear(d_model, 1, bias=False)  # softmax is shift-invariant: a bias would get no gradient
         self.drop = nn.Dropout(dropout)
         self.act = nn.GELU()
-        # Statistics pooling (docs/MODEL.md, "Statistics pooling"): "hidden" adds the masked standard deviation of
-        # h over the valid steps, "input" the masked mean and standard deviation of the standardised input, each
-        # mapped to d (no bias) and added to the attention pooling. A weighted mean of h cannot see how much a
-        # stream varies (a voice's pitch and loudness range carry affect that its mean does not).
-        self.stats_pool = stats_pool
-        stats_dim = {"none": 0, "hidden": d_model, "input": 2 * in_dim}[stats_pool]
-        self.stats_proj = nn.Linear(stats_dim, d_model, bias=False) if stats_dim else None
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
@@ -52,8 +43,7 @@ class TemporalEncoder(nn.Module):
         valid = mask if mask.dtype == torch.bool else mask > 0.5
         m = valid.to(x.dtype)
         m3 = m.unsqueeze(-1)  # [B, T, 1]
-        centred = x - mean
-        h = self.norm(nn.functional.linear(centred, self.proj.weight / std, self.proj.bias)) * m3
+        h = self.norm(nn.functional.linear(x - mean, self.proj.weight / std, self.proj.bias)) * m3
         c = self.dwconv(h.transpose(1, 2)).transpose(1, 2)
         h = (h + self.drop(self.pwconv(self.act(c)))) * m3
         # The score is a MatMul with a [d, 1] matrix, then a Squeeze: ONNX Runtime's CPU MatMul with a 1-D right
@@ -64,25 +54,4 @@ class TemporalEncoder(nn.Module):
         attn = torch.softmax(scores, dim=-1)
         # h is 0 at every invalid step, so an all-absent modality pools to exactly 0 with no indicator.
         pooled = torch.matmul(attn.unsqueeze(1), h).squeeze(1)
-        if self.stats_proj is not None:
-            if self.stats_pool == "hidden":
-                stats = _masked_std(h, m)[1]
-            else:
-                stats = torch.cat(_masked_std(centred / std * m3, m), dim=-1)
-            pooled = pooled + self.stats_proj(stats)
         return pooled, m.mean(dim=1)
-
-
-_STD_EPS = 1.0e-4
-
-
-def _masked_std(h: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[B, T, d] (zero at invalid steps) and [B, T] 0/1 mask -> ([B, d] mean, [B, d] standard deviation) over the
-    valid steps.
-
-    sqrt(var + eps) - sqrt(eps): smooth at var = 0 (a constant stream, a single step) and exactly 0 there, so an
-    all-absent modality still pools to exactly 0."""
-    count = torch.clamp(m.sum(dim=1, keepdim=True), min=1.0)  # [B, 1]
-    mean = h.sum(dim=1) / count
-    var = (h * h).sum(dim=1) / count - mean * mean
-    return mean, torch.sqrt(torch.clamp(var, min=0.0) + _STD_EPS) - _STD_EPS**0.5

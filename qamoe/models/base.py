@@ -34,7 +34,6 @@ class MultimodalModel(nn.Module):
                     d_model=config.d_model,
                     kernel=config.encoder_kernel,
                     dropout=config.dropout,
-                    stats_pool=config.stats_pool,
                 )
                 for m in MODALITIES
             }

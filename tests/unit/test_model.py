@@ -103,14 +103,7 @@ def test_quality_gate_ablation_has_no_quality_gate() -> None:
 
 @pytest.mark.parametrize(
     "kw",
-    [
-        {"top_k": 9},
-        {"d_model": 0},
-        {"dropout": 1.0},
-        {"encoder_kernel": 4},
-        {"reliability_objective": "x"},
-        {"stats_pool": "max"},
-    ],
+    [{"top_k": 9}, {"d_model": 0}, {"dropout": 1.0}, {"encoder_kernel": 4}, {"reliability_objective": "x"}],
 )
 def test_config_rejects_bad_values(kw: dict) -> None:
     with pytest.raises(ConfigError):
@@ -141,28 +134,6 @@ def test_onnx_export_matches_torch(tmp_path, name: str) -> None:
     for batch in (1, 7):
         inputs = example_inputs(DIMS, SEQ, batch=batch, seed=batch)
         assert onnx_parity(model, path, inputs) <= 1e-4
-
-
-@pytest.mark.parametrize("stats_pool", ["hidden", "input"])
-def test_stats_pooling_exports_and_round_trips(tmp_path, stats_pool: str) -> None:
-    torch.manual_seed(4)
-    cfg = _config(stats_pool=stats_pool)
-    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    model = create_model("qamoe", cfg)
-    path = export_onnx(model, tmp_path / "m.onnx", SEQ)
-    for batch in (1, 7):
-        assert onnx_parity(model, path, example_inputs(DIMS, SEQ, batch=batch, seed=batch)) <= 1e-4
-
-
-def test_masked_std_is_the_spread_over_the_valid_steps_only() -> None:
-    from qamoe.layers.encoder import _masked_std
-
-    h = torch.tensor([[[1.0], [-1.0], [1.0], [0.0]], [[2.0], [2.0], [0.0], [0.0]], [[0.0], [0.0], [0.0], [0.0]]])
-    m = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
-    mean, std = _masked_std(h, m)
-    assert torch.allclose(mean[:, 0], torch.tensor([1 / 3, 2.0, 0.0]))
-    assert abs(float(std[0, 0]) - (8 / 9) ** 0.5) < 1e-2  # the population std of (1, -1, 1)
-    assert float(std[1, 0]) == 0.0 and float(std[2, 0]) == 0.0  # a constant stream and an absent one: exactly 0
 
 
 def test_onnx_dynamic_time(tmp_path) -> None:
@@ -213,10 +184,9 @@ def test_absent_variance_is_validated() -> None:
         _config(absent_variance="zero")
 
 
-@pytest.mark.parametrize("stats_pool", ["none", "hidden", "input"])
-def test_encoder_ignores_invalid_steps_and_pools_an_absent_stream_to_zero(stats_pool: str) -> None:
+def test_encoder_ignores_invalid_steps_and_pools_an_absent_stream_to_zero() -> None:
     torch.manual_seed(0)
-    model = create_model("qamoe", _config(stats_pool=stats_pool)).eval()
+    model = create_model("qamoe", _config()).eval()
     feats, masks, _ = _batch(batch=8)
     masks[Modality.AUDIO][2] = False  # one sample with no audio at all
     enc = model.encoders["audio"]
