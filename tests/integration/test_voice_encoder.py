@@ -1,0 +1,77 @@
+"""Whisper encoder columns in the audio extractor's blocks (edge.features.voice_encoder): causal, deterministic,
+aligned with the model frames, and clear about bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.features.audio_quality import AudioInputError
+from edge.features.voice_encoder import VoiceEncoderColumns, VoiceEncoderConfig, block_rows
+from tests.integration.test_asr import _grid_clips
+
+BLOCK = 5120
+
+
+@pytest.fixture(scope="module")
+def encoder() -> VoiceEncoderColumns:
+    return VoiceEncoderColumns()
+
+
+def _run(enc: VoiceEncoderColumns, pcm: np.ndarray) -> np.ndarray:
+    enc.reset()
+    return np.stack([enc.process(pcm[b * BLOCK : (b + 1) * BLOCK]) for b in range(len(pcm) // BLOCK)])
+
+
+def test_block_rows_are_the_newest_blocks_frames_in_pairs() -> None:
+    cfg = VoiceEncoderConfig()
+    rows = block_rows(BLOCK, cfg)  # the first block: the context is the block
+    assert rows.shape == (8, 2) and rows[0].tolist() == [0, 1] and rows[-1].tolist() == [14, 15]
+    full = block_rows(cfg.context_samples, cfg)  # 12 blocks of context: the last 16 of 192 frames
+    assert cfg.context_samples == 12 * BLOCK and full[0, 0] == 176 and full[-1, -1] == 191
+
+
+def test_columns_are_deterministic_and_see_only_the_last_context(encoder) -> None:
+    rng = np.random.default_rng(0)
+    tail = (0.05 * rng.standard_normal(12 * BLOCK)).astype(np.float32)
+    a = np.concatenate([np.zeros(3 * BLOCK, np.float32), tail])
+    b = np.concatenate([(0.3 * rng.standard_normal(3 * BLOCK)).astype(np.float32), tail])
+    out_a, out_b = _run(encoder, a), _run(encoder, b)
+    assert out_a.shape == (15, 8, encoder.dim) and out_a.dtype == np.float32 and encoder.dim == 384
+    assert len(encoder.names) == 384 and encoder.names[0] == "wenc_000"
+    assert np.array_equal(out_a, _run(encoder, a))  # the same stream twice: bit-identical
+    # the last block's context (12 blocks) holds only `tail` in both streams: identical columns
+    assert np.array_equal(out_a[-1], out_b[-1])
+    # earlier blocks saw the different start: different columns
+    assert not np.allclose(out_a[3], out_b[3])
+
+
+@pytest.mark.skipif(not _grid_clips(), reason="../shared/media/grid is not here")
+def test_speech_and_silence_read_differently(encoder) -> None:
+    from edge.asr import load_audio_16k
+
+    speech = load_audio_16k(_grid_clips()[0])[: 8 * BLOCK]
+    voiced = _run(encoder, speech).reshape(-1, encoder.dim)
+    quiet = _run(encoder, np.zeros(8 * BLOCK, np.float32)).reshape(-1, encoder.dim)
+    assert np.all(np.isfinite(voiced))
+    assert float(np.linalg.norm(voiced.mean(0) - quiet.mean(0))) > 0.2 * float(np.linalg.norm(quiet.mean(0)))
+    assert float(voiced.std(axis=0).mean()) > 2 * float(quiet.std(axis=0).mean())
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"context_s": 0.1}, "context_s"), ({"pad_s": -1.0}, "pad_s"), ({"sample_rate": 8000}, "16 kHz"),
+     ({"frame_samples": 500}, "multiple"), ({"threads": 0}, "threads")],
+)  # fmt: skip
+def test_bad_config_is_refused(kw: dict, match: str) -> None:
+    with pytest.raises(AudioInputError, match=match):
+        VoiceEncoderConfig(**kw)
+
+
+def test_bad_blocks_and_a_missing_model_are_refused(encoder, tmp_path) -> None:
+    with pytest.raises(AudioInputError, match="one block of 5120 float32"):
+        encoder.process(np.zeros(BLOCK, np.float64))
+    with pytest.raises(AudioInputError, match="one block"):
+        encoder.process(np.zeros(BLOCK - 1, np.float32))
+    with pytest.raises(AudioInputError, match="build_engine"):
+        VoiceEncoderColumns(model_dir=tmp_path)
