@@ -61,14 +61,15 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--workers, --shard-size and --checkpoint-every must be >= 1 and --limit >= 0")
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     clips = read_clips(args.affect, datasets)
-    spec = default_feature_spec()
+    spec = default_feature_spec(voice_encoder=args.voice_encoder)
     make_extractors(True, spec)  # fail here, with the fix, if the engines are not built (not in each worker)
     options = {"datasets": sorted(datasets), "transcripts": "asr", "feature_spec_digest": spec.digest,
                "shard_size": args.shard_size}  # fmt: skip
     created_by = f"tools/build_affect_corpus.py qamoe-live {__version__} git {git_commit()}"
     t0 = time.perf_counter()
     counts = build(clips, args.out, workers=args.workers, limit=args.limit, options=options,
-                   shard_size=args.shard_size, checkpoint_every=args.checkpoint_every, created_by=created_by)
+                   shard_size=args.shard_size, checkpoint_every=args.checkpoint_every, created_by=created_by,
+                   spec=spec)  # fmt: skip
     if args.balanced_out is not None:
         balanced = write_balanced(args.out, args.balanced_out, created_by=f"{created_by} --balanced-out",
                                   shard_size=args.shard_size)  # fmt: skip

@@ -128,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         logging.getLogger("edge.features.visual").setLevel(logging.WARNING)
     build_options(args)
-    config, spec = args.config, default_feature_spec()
+    config, spec = args.config, default_feature_spec(voice_encoder=args.voice_encoder)
     rows = with_asr_twins([r for d in args.datasets for r in read_rows(args.data, d)], config.asr_test)
     rows = with_raw_twins(rows, config)
     rows = [r for s in args.splits for r in rows if r.split == s]  # evaluation folds first by default

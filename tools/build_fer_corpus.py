@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--splits {args.splits!r}: choose from {','.join(SPLITS)}")
     data = read_fer(args.affect)
     faces = [f for f in data.faces if f.split in splits]
-    spec = default_feature_spec()
+    spec = default_feature_spec(voice_encoder=args.voice_encoder)
     make_extractors(False, spec)  # fail here, with the fix, if the engines are not built (not in each worker)
     placement = WebcamPlacement()
     options = {"dataset": "fer2013", "splits": sorted(splits), "feature_spec_digest": spec.digest,
@@ -70,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     counts = build(data, faces, args.out, workers=args.workers, limit=args.limit, options=options,
                    shard_size=args.shard_size, checkpoint_every=args.checkpoint_every, created_by=created_by,
-                   placement=placement)  # fmt: skip
+                   placement=placement, spec=spec)  # fmt: skip
     if args.balanced_out is not None:
         balanced = write_balanced(args.out, args.balanced_out, created_by=f"{created_by} --balanced-out",
                                   shard_size=args.shard_size)  # fmt: skip

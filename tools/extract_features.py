@@ -227,7 +227,7 @@ def build_options(args: argparse.Namespace) -> None:
     if not args.raw.is_dir():
         raise DataError(f"--raw {args.raw} is not a folder: pass the folder that holds Raw/<video_id>/")
     args.offline = OfflineConfig(end_at=args.end_at)
-    args.spec = default_feature_spec()
+    args.spec = default_feature_spec(voice_encoder=args.voice_encoder)
 
 
 def main(args: argparse.Namespace) -> int:

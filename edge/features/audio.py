@@ -47,7 +47,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.features.audio_config import AUDIO_FEATURE_NAMES, AudioFeatureConfig
+from edge.features.audio_config import (
+    AUDIO_FEATURE_NAMES,
+    VOICE_ENCODER_DIM,
+    AudioConfigError,
+    AudioFeatureConfig,
+)
 from edge.features.audio_dsp import HopAnalyser
 from edge.features.audio_quality import AudioInputError, SnrTracker, clip_fraction
 from edge.features.dsp_native import (
@@ -124,6 +129,19 @@ class AudioFeatureExtractor:
         self._tail: NativeTail | None = None
         if lib is not None and isinstance(self._hops, NativeHopAnalyser):
             self._tail = NativeTail(lib, self._hops.native, cfg, self._vad_weights, self._hop_chunk, self._snr)
+        self._voice = None
+        if cfg.voice_encoder:
+            from edge.features.voice_encoder import VoiceEncoderColumns, VoiceEncoderConfig
+
+            self._voice = VoiceEncoderColumns(
+                VoiceEncoderConfig(block_samples=cfg.block_samples, frame_samples=cfg.frame_samples),
+                engines_dir=engines_dir,
+            )
+            if self._voice.dim != VOICE_ENCODER_DIM:
+                raise AudioConfigError(
+                    f"the voice encoder's model ({self._voice.model_dir}) is {self._voice.dim} wide, the feature "
+                    f"spec's columns {VOICE_ENCODER_DIM}: build the engines with Whisper tiny.en"
+                )
         self.clock_resyncs = 0
         self.reset()
 
@@ -155,6 +173,8 @@ class AudioFeatureExtractor:
         self._snr.reset()
         if self._tail is not None:
             self._tail.reset()
+        if self._voice is not None:
+            self._voice.reset()
 
     def push(self, samples: np.ndarray, t_ns: int | None = None) -> None:
         """Append samples; `t_ns` is the monotonic capture time of their first sample (needed on the first
@@ -253,6 +273,14 @@ class AudioFeatureExtractor:
             self._buf_start = start
 
     def _process_block(self, seg: np.ndarray) -> np.ndarray:
+        values = self._block_columns(seg)
+        if self._voice is None:
+            return values
+        block = seg[self._hops.left : self._hops.left + self.config.block_samples]
+        return np.concatenate([values, self._voice.process(np.ascontiguousarray(block))], axis=1)
+
+    def _block_columns(self, seg: np.ndarray) -> np.ndarray:
+        """The 22 columns of one block."""
         cfg, left = self.config, self._hops.left
         mfcc, log_mel, power, energy_db, zcr, f0, vprob, voiced = self._hops.analyse(seg)
         block = seg[left:left + cfg.block_samples]

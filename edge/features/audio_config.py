@@ -30,6 +30,12 @@ def audio_feature_names(n_mfcc: int = 13) -> tuple[str, ...]:
 
 
 AUDIO_FEATURE_NAMES = audio_feature_names()
+# Width of the voice encoder columns (Whisper tiny.en's encoder; edge.features.voice_encoder), checked at load.
+VOICE_ENCODER_DIM = 384
+
+
+def voice_encoder_names(dim: int = VOICE_ENCODER_DIM) -> tuple[str, ...]:
+    return tuple(f"wenc_{i:03d}" for i in range(dim))
 
 
 def _samples(seconds: float, rate: int, what: str) -> int:
@@ -65,6 +71,9 @@ class AudioFeatureConfig:
     resync_tolerance_s: float = 0.05
     vad_model_path: Path | None = None
     vad_threads: int = 1
+    # After the 22 columns, the Whisper encoder's 384 per frame (edge.features.voice_encoder): not in the
+    # default feature spec yet (docs/results/affect/summary.md); corpus tools take it with --voice-encoder.
+    voice_encoder: bool = False
 
     def __post_init__(self) -> None:
         if self.sample_rate != SAMPLE_RATE:
@@ -126,4 +135,4 @@ class AudioFeatureConfig:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return audio_feature_names(self.n_mfcc)
+        return audio_feature_names(self.n_mfcc) + (voice_encoder_names() if self.voice_encoder else ())

@@ -25,7 +25,7 @@ import numpy as np
 
 from edge.assets import AssetError, default_engines_dir, resolve_artifact
 from edge.errors import ModelFault
-from edge.features.audio_config import PITCH_RATE, AudioFeatureConfig
+from edge.features.audio_config import PITCH_RATE, AudioFeatureConfig, audio_feature_names
 from edge.features.audio_dsp import LOG_FLOOR, HopAnalyser
 from edge.features.audio_quality import POWER_FLOOR, SNR_MAX_DB, SNR_MIN_DB, SnrTracker
 from edge.features.cpu_isa import foreign_cpu
@@ -334,7 +334,7 @@ class NativeTail:
         self._ref = ctypes.byref(self._tail)
         names = ("mfcc", "log_mel", "energy_db", "vprob", "zcr", "f0", "voiced", "power")
         self._hops = tuple(hops.buffer(n) for n in names)
-        self._shape = (cfg.block_frames, len(cfg.names))
+        self._shape = (cfg.block_frames, len(audio_feature_names(cfg.n_mfcc)))  # DSP columns, not the voice encoder's
         self._n_chunks = vad_weights.shape[1]
 
     def reset(self) -> None:

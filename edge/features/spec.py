@@ -96,6 +96,11 @@ class FeatureSpec:
         return {s: self.stream(s).dim for s in STREAMS}
 
     @property
+    def voice_encoder(self) -> bool:
+        """Whether the audio stream carries the voice encoder's columns (AudioFeatureConfig.voice_encoder)."""
+        return any(c.startswith("wenc_") for c in self.audio.columns)
+
+    @property
     def seq_lens(self) -> dict[str, int]:
         return {s: self.stream(s).max_steps for s in STREAMS}
 
@@ -157,9 +162,13 @@ TEXT_MAX_TOKENS = 48
 TEXT_CONTEXT_S = 8.0
 
 
-def default_feature_spec(window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S) -> FeatureSpec:
-    """The spec of the extractors as configured by default (column names come from the extractors)."""
-    from edge.features.audio_config import AUDIO_FEATURE_NAMES
+def default_feature_spec(
+    window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S, *, voice_encoder: bool = False
+) -> FeatureSpec:
+    """The spec of the extractors as configured by default (column names come from the extractors).
+    voice_encoder: the audio stream also carries the Whisper encoder columns (AudioFeatureConfig.voice_encoder;
+    not the default yet)."""
+    from edge.features.audio_config import AudioFeatureConfig
     from edge.features.text import TEXT_COLUMNS
     from edge.features.visual import VISION_COLUMNS
 
@@ -173,6 +182,6 @@ def default_feature_spec(window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFA
         window_s=window_s,
         hop_s=hop_s,
         text=StreamSpec("text", None, TEXT_MAX_TOKENS, TEXT_COLUMNS, context_s=TEXT_CONTEXT_S),
-        audio=StreamSpec("audio", AUDIO_RATE_HZ, frames(AUDIO_RATE_HZ), AUDIO_FEATURE_NAMES),
+        audio=StreamSpec("audio", AUDIO_RATE_HZ, frames(AUDIO_RATE_HZ), AudioFeatureConfig(voice_encoder=voice_encoder).names),
         vision=StreamSpec("vision", VISION_RATE_HZ, frames(VISION_RATE_HZ), VISION_COLUMNS),
     )

@@ -92,7 +92,9 @@ class VoiceEncoderColumns:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(f"wenc_{i:03d}" for i in range(self.dim))
+        from edge.features.audio_config import voice_encoder_names
+
+        return voice_encoder_names(self.dim)
 
     def reset(self) -> None:
         """A new stream: the context is emptied."""

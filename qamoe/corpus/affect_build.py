@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.features.spec import default_feature_spec
+from edge.features.spec import FeatureSpec, default_feature_spec
 from qamoe.corpus.affect import AffectClip
 from qamoe.corpus.extract_io import (
     ShardSet,
@@ -59,7 +59,7 @@ def make_clip(path_and_key: tuple[str, str]) -> ClipResult:
     path, key = path_and_key
     t0 = time.perf_counter()
     try:
-        clip = extract_clip(None, path, ASR, spec=default_feature_spec(), extractors=extractors())
+        clip = extract_clip(None, path, ASR, spec=extractors().feature_spec(), extractors=extractors())
     except CLIP_ERRORS as e:
         return ClipResult(key, error=f"{type(e).__name__}: {e}")
     streams = {name: (s.values, s.mask) for name, s in clip.streams.items()}
@@ -68,17 +68,18 @@ def make_clip(path_and_key: tuple[str, str]) -> ClipResult:
                       seconds=time.perf_counter() - t0)  # fmt: skip
 
 
-def run_clips(clips: list[AffectClip], workers: int) -> Iterator[ClipResult]:
+def run_clips(clips: list[AffectClip], workers: int, voice_encoder: bool = False) -> Iterator[ClipResult]:
     """Results in the order of `clips` (shards are the same with 1 or N workers)."""
-    yield from run_jobs(make_clip, [(str(c.path), c.key) for c in clips], workers, asr=True)
+    yield from run_jobs(make_clip, [(str(c.path), c.key) for c in clips], workers, True, voice_encoder)
 
 
 def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None, options: dict,
-          shard_size: int, checkpoint_every: int, created_by: str) -> dict[str, int]:
+          shard_size: int, checkpoint_every: int, created_by: str, spec: FeatureSpec | None = None) -> dict[str, int]:
     """Make the clips not yet in a shard of `out` (at most `limit` this run); returns counts made/skipped/done."""
     out.mkdir(parents=True, exist_ok=True)
     check_run_options(out, options)
-    shards = ShardSet(out, default_feature_spec(), shard_size=shard_size, checkpoint_every=checkpoint_every,
+    spec = spec if spec is not None else default_feature_spec()
+    shards = ShardSet(out, spec, shard_size=shard_size, checkpoint_every=checkpoint_every,
                       created_by=created_by)  # fmt: skip
     skipped = load_skipped(out)
     todo = [c for c in clips if c.key not in shards.done and c.key not in skipped]
@@ -89,7 +90,7 @@ def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None
     made = 0
     try:
         with (out / PROVENANCE).open("a", encoding="utf-8") as prov:
-            for r in progress(run_clips(todo, workers), total=len(todo), unit="clip"):
+            for r in progress(run_clips(todo, workers, spec.voice_encoder), total=len(todo), unit="clip"):
                 clip = by_key[r.key]
                 if r.error is not None or r.streams is None:
                     skipped[r.key] = {"id": r.key, "path": str(clip.path), "reason": r.error or "no streams"}

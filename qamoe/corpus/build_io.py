@@ -229,7 +229,8 @@ def build(out: Path, rows: list[CorpusRow], shards: ShardSet, index: WindowIndex
     # line-buffered: a line is on disk before its sample can reach a shard checkpoint
     with (out / PROVENANCE).open("a", encoding="utf-8", buffering=1) as prov:
         try:
-            results = progress(run_plans(todo, workers, config.needs_asr), total=len(todo), desc="corpus",
+            results = progress(run_plans(todo, workers, config.needs_asr, shards.spec.voice_encoder),
+                               total=len(todo), desc="corpus",
                                unit="sample", smoothing=0.1)
             for plan, result in zip(todo, results):
                 if result.error is not None:

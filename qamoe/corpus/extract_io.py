@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from edge.asr import AsrConfigError, AsrError
+from edge.features.audio_config import AudioConfigError
+from edge.features.audio_quality import AudioInputError
 from edge.features.dsp_native import DspLibraryError
 from edge.features.spec import FeatureSpec, FeatureSpecError
 from edge.features.text import TextFeatureError
@@ -78,6 +80,7 @@ class ShardSet:
         self, out: Path, spec: FeatureSpec, *, shard_size: int, checkpoint_every: int, created_by: str
     ) -> None:
         self.out, self.shard_size, self.checkpoint_every = out, shard_size, checkpoint_every
+        self.spec = spec
         self.spec_dict = json.loads(json.dumps(spec.to_dict()))  # as it reads back from a shard
         self.created_by = created_by
         self.done: set[str] = set()
@@ -166,12 +169,13 @@ def save_skipped(out: Path, skipped: dict[str, Any]) -> None:
 
 
 def make_extractors(asr: bool, spec: FeatureSpec) -> Extractors:
-    """The live extractors, checked against `spec`; ConfigError naming the fix when engines are missing."""
+    """The live extractors for `spec` (with the voice encoder's columns if it has them), checked against it;
+    ConfigError naming the fix when engines are missing."""
     try:
-        extractors = Extractors.create(asr=asr)
+        extractors = Extractors.create(asr=asr, voice_encoder=spec.voice_encoder)
         extractors.check(spec)
     except (ManifestError, AsrError, AsrConfigError, TextFeatureError, VadModelError, DspLibraryError,
-            FeatureSpecError, OfflineError) as e:  # fmt: skip
+            FeatureSpecError, OfflineError, AudioInputError, AudioConfigError) as e:  # fmt: skip
         raise ConfigError(f"cannot build the feature extractors: {e}") from None
     return extractors
 
@@ -188,6 +192,8 @@ def progress(items: Iterable[T], **tqdm_args: Any) -> Iterator[T]:
 def add_shard_args(p: argparse.ArgumentParser, unit: str) -> None:
     """--shard-size and --checkpoint-every, the ShardSet's two knobs."""
     p.add_argument("--shard-size", type=int, default=500)
+    p.add_argument("--voice-encoder", action="store_true",
+                   help="the audio stream also carries Whisper's encoder columns (not the default spec yet)")
     p.add_argument("--checkpoint-every", type=int, default=50, help=f"rewrite the open shard every N {unit}")
 
 

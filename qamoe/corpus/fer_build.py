@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.features.spec import default_feature_spec
+from edge.features.spec import FeatureSpec, default_feature_spec
 from edge.features.visual import EXPRESSIONS, VISION_COLUMNS
 from qamoe.corpus.extract_io import (
     ShardSet,
@@ -76,7 +76,7 @@ def make_face(job: FaceJob) -> FaceResult:
     t0 = time.perf_counter()
     try:
         frame = place(job.photo, job.name, job.placement)
-        clip = extract_still(frame, spec=default_feature_spec(), extractors=extractors())
+        clip = extract_still(frame, spec=extractors().feature_spec(), extractors=extractors())
     except CLIP_ERRORS as e:
         return FaceResult(job.key, error=f"{type(e).__name__}: {e}")
     streams = {name: (s.values, s.mask) for name, s in clip.streams.items()}
@@ -87,20 +87,21 @@ def jobs_of(data: FerData, faces: list[FerFace], placement: WebcamPlacement) -> 
     return [FaceJob(f.key, f.key.split("/", 1)[1], data.images[f.index], placement) for f in faces]
 
 
-def run_faces(jobs: list[FaceJob], workers: int) -> Iterator[FaceResult]:
+def run_faces(jobs: list[FaceJob], workers: int, voice_encoder: bool = False) -> Iterator[FaceResult]:
     """Results in the order of `jobs` (shards are the same with 1 or N workers)."""
-    yield from run_jobs(make_face, jobs, workers, asr=False)
+    yield from run_jobs(make_face, jobs, workers, False, voice_encoder)
 
 
 def build(data: FerData, faces: list[FerFace], out: Path, *, workers: int, limit: int | None, options: dict,
           shard_size: int, checkpoint_every: int, created_by: str,
-          placement: WebcamPlacement | None = None) -> dict[str, int]:  # fmt: skip
+          placement: WebcamPlacement | None = None, spec: FeatureSpec | None = None) -> dict[str, int]:  # fmt: skip
     """Make the photos not yet in a shard of `out` (at most `limit` this run); returns counts made/skipped/
     done_before/faces (windows with a face)."""
     placement = placement if placement is not None else WebcamPlacement()
     out.mkdir(parents=True, exist_ok=True)
     check_run_options(out, options)
-    shards = ShardSet(out, default_feature_spec(), shard_size=shard_size, checkpoint_every=checkpoint_every,
+    spec = spec if spec is not None else default_feature_spec()
+    shards = ShardSet(out, spec, shard_size=shard_size, checkpoint_every=checkpoint_every,
                       created_by=created_by)  # fmt: skip
     skipped = load_skipped(out)
     todo = [f for f in faces if f.key not in shards.done and f.key not in skipped]
@@ -111,7 +112,7 @@ def build(data: FerData, faces: list[FerFace], out: Path, *, workers: int, limit
     made = with_face = 0
     try:
         with (out / PROVENANCE).open("a", encoding="utf-8") as prov:
-            for r in progress(run_faces(jobs_of(data, todo, placement), workers), total=len(todo), unit="photo"):
+            for r in progress(run_faces(jobs_of(data, todo, placement), workers, spec.voice_encoder), total=len(todo), unit="photo"):
                 face = by_key[r.key]
                 if r.error is not None or r.streams is None:
                     skipped[r.key] = {"id": r.key, "index": face.index, "reason": r.error or "no streams"}

@@ -28,7 +28,6 @@ import numpy as np
 
 from edge.asr import AsrInputError
 from edge.features.audio_quality import AudioInputError
-from edge.features.spec import default_feature_spec
 from edge.features.text import TextInputError
 from edge.features.visual import VisualInputError
 from qamoe.corpus.offline import ASR, ClipReadError, Extractors, extract_clip
@@ -76,7 +75,7 @@ class SampleResult:
     cpu_s: float = 0.0  # CPU time of the worker process
 
 
-def init_worker(asr: bool, asr_threads: int) -> None:
+def init_worker(asr: bool, asr_threads: int, voice_encoder: bool = False) -> None:
     """Build this process's extractors once (one ORT thread each; the ASR on `asr_threads`)."""
     global _EXTRACTORS
     from edge.asr import AsrConfig
@@ -88,7 +87,7 @@ def init_worker(asr: bool, asr_threads: int) -> None:
     # temperature 0 only: Whisper's fallback samples at higher temperatures, which would make the ASR text of
     # a sample differ between builds (the corpus must be the same for the same seed)
     config = AsrConfig(cpu_threads=asr_threads, temperatures=(0.0,))
-    _EXTRACTORS = Extractors.create(asr=asr, asr_config=config)
+    _EXTRACTORS = Extractors.create(asr=asr, asr_config=config, voice_encoder=voice_encoder)
 
 
 def extractors() -> Extractors:
@@ -105,7 +104,7 @@ def make_sample(job: SampleJob) -> SampleResult:
         pcm = synthesize(job.text, job.voice)
         if job.raw is not None:
             pcm = corrupt_audio(pcm, job.raw, np.random.default_rng(job.raw_seed))
-        clip = extract_clip(None, pcm, ASR if job.use_asr else job.text, spec=default_feature_spec(),
+        clip = extract_clip(None, pcm, ASR if job.use_asr else job.text, spec=extractors().feature_spec(),
                             extractors=extractors())
     except (SynthError, *CLIP_ERRORS) as e:
         return SampleResult(job.key, error=f"{type(e).__name__}: {e}")
@@ -116,20 +115,22 @@ def make_sample(job: SampleJob) -> SampleResult:
                         seconds=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0)
 
 
-def run_plans(plans: list[Plan], workers: int, asr: bool) -> Iterator[SampleResult]:
+def run_plans(plans: list[Plan], workers: int, asr: bool, voice_encoder: bool = False) -> Iterator[SampleResult]:
     """Results in the order of `plans` (so shards are the same with 1 or N workers)."""
-    yield from run_jobs(make_sample, [SampleJob.of(p) for p in plans], workers, asr)
+    yield from run_jobs(make_sample, [SampleJob.of(p) for p in plans], workers, asr, voice_encoder)
 
 
-def run_jobs(fn: Callable[[J], R], jobs: list[J], workers: int, asr: bool) -> Iterator[R]:
+def run_jobs(
+    fn: Callable[[J], R], jobs: list[J], workers: int, asr: bool, voice_encoder: bool = False
+) -> Iterator[R]:
     """`fn` over `jobs`, results in order: in this process (workers 1) or in `workers` spawned processes, each
     with its own extractors (`init_worker`; `fn` reads them with `extractors()`)."""
     if workers == 1:
-        init_worker(asr, _IN_PROCESS_ASR_THREADS)
+        init_worker(asr, _IN_PROCESS_ASR_THREADS, voice_encoder)
         yield from map(fn, jobs)
         return
     ctx = multiprocessing.get_context("spawn")  # no inherited ORT / CTranslate2 threads
-    pool = ctx.Pool(workers, initializer=init_worker, initargs=(asr, _WORKER_ASR_THREADS))
+    pool = ctx.Pool(workers, initializer=init_worker, initargs=(asr, _WORKER_ASR_THREADS, voice_encoder))
     try:
         yield from pool.imap(fn, jobs, chunksize=_CHUNKSIZE)
         pool.close()

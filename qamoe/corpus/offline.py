@@ -44,7 +44,8 @@ import numpy as np
 
 from edge.asr import AsrConfig, AsrInputError, Transcriber, Word, load_audio_16k, words_text
 from edge.features.audio import AudioFeatureExtractor, AudioFrames
-from edge.features.spec import STREAMS, FeatureSpec, FeatureSpecError
+from edge.features.audio_config import AudioFeatureConfig
+from edge.features.spec import STREAMS, FeatureSpec, FeatureSpecError, default_feature_spec
 from edge.features.text import TextEncoder
 from edge.features.visual import VISION_COLUMNS, VisualFeatureExtractor, VisualFrame
 from edge.vocab import NS
@@ -135,12 +136,18 @@ class Extractors:
     @classmethod
     def create(
         cls, *, asr: bool = False, asr_config: AsrConfig | None = None,
-        engines_dir: str | os.PathLike[str] | None = None,
+        engines_dir: str | os.PathLike[str] | None = None, voice_encoder: bool = False,
     ) -> Extractors:
-        """Default extractors from the built engines; `asr=True` also loads the Transcriber."""
+        """Default extractors from the built engines; `asr=True` also loads the Transcriber, `voice_encoder=True`
+        adds the voice encoder's audio columns (AudioFeatureConfig.voice_encoder)."""
         transcriber = Transcriber(asr_config, engines_dir) if asr else None
-        return cls(AudioFeatureExtractor(engines_dir=engines_dir), VisualFeatureExtractor(engines_dir=engines_dir),
-                   TextEncoder(engines_dir=engines_dir), transcriber)
+        audio = AudioFeatureExtractor(AudioFeatureConfig(voice_encoder=voice_encoder), engines_dir=engines_dir)
+        return cls(audio, VisualFeatureExtractor(engines_dir=engines_dir), TextEncoder(engines_dir=engines_dir),
+                   transcriber)
+
+    def feature_spec(self) -> FeatureSpec:
+        """The default feature spec these extractors produce."""
+        return default_feature_spec(voice_encoder=self.audio.config.voice_encoder)
 
     def check(self, spec: FeatureSpec) -> None:
         """Raise OfflineConfigError unless these extractors produce exactly `spec`'s streams."""

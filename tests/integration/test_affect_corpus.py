@@ -70,3 +70,31 @@ def test_clips_are_made_through_the_live_path_and_are_label_independent(shared_d
     assert {p["emotion"] for p in prov} == {"happy", "angry"}
     assert ravdess and all("door" in p["transcript"].lower() for p in ravdess), ravdess  # the live ASR heard it
     assert _build(clips, tmp_path / "a")["made"] == 0  # resumed: nothing made twice
+
+
+def test_voice_encoder_columns_reach_the_shards(shared_dir: Path, tmp_path: Path) -> None:
+    """--voice-encoder: the audio stream gains Whisper's 384 encoder columns; the 22 live columns and the other
+    streams are the same as without it."""
+    from edge.features.spec import default_feature_spec
+
+    clips = _pick(read_clips(shared_dir / "data" / "affect", ["ravdess", "emodb"]))[:2]
+    plain = tmp_path / "plain"
+    build(clips, plain, workers=1, limit=None, options={"test": 1}, shard_size=100, checkpoint_every=10,
+          created_by="tests")  # fmt: skip
+    voiced = tmp_path / "voice"
+    spec = default_feature_spec(voice_encoder=True)
+    build(clips, voiced, workers=1, limit=None, options={"test": 1}, shard_size=100, checkpoint_every=10,
+          created_by="tests", spec=spec)  # fmt: skip
+    for split in ("train",):  # the two clips are training clips
+        a, _ = read_shards(plain, split=split)
+        b, _ = read_shards(voiced, split=split)
+        assert len(a) == len(b) == 2
+        audio = next(m for m in a.feats if m.value == "audio")
+        assert a.feats[audio].shape[-1] == 22 and b.feats[audio].shape[-1] == 406
+        np.testing.assert_array_equal(a.feats[audio], b.feats[audio][..., :22])
+        np.testing.assert_array_equal(a.masks[audio], b.masks[audio])
+        enc = b.feats[audio][..., 22:]
+        assert np.all(enc[~b.masks[audio]] == 0) and np.abs(enc[b.masks[audio]]).mean() > 0.01
+        for m in a.feats:
+            if m != audio:
+                np.testing.assert_array_equal(a.feats[m], b.feats[m])

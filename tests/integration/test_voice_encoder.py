@@ -75,3 +75,30 @@ def test_bad_blocks_and_a_missing_model_are_refused(encoder, tmp_path) -> None:
         encoder.process(np.zeros(BLOCK - 1, np.float32))
     with pytest.raises(AudioInputError, match="build_engine"):
         VoiceEncoderColumns(model_dir=tmp_path)
+
+
+def test_the_audio_extractor_carries_them_streaming_as_offline() -> None:
+    """AudioFeatureConfig(voice_encoder=True): 22 + 384 columns, the 22 as without it, any push sizes."""
+    from edge.features import AudioFeatureConfig, AudioFeatureExtractor
+    from edge.features.spec import default_feature_spec
+
+    rng = np.random.default_rng(1)
+    t = np.arange(3 * 16000) / 16000
+    pcm = (0.3 * np.sin(2 * np.pi * 180 * t) * (t > 0.5) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    with_voice = AudioFeatureExtractor(AudioFeatureConfig(voice_encoder=True))
+    offline = with_voice.extract(pcm)
+    assert offline.values.shape == (75, 406) and offline.names[22] == "wenc_000"
+    assert offline.names == default_feature_spec(voice_encoder=True).audio.columns
+    plain = AudioFeatureExtractor().extract(pcm)
+    np.testing.assert_array_equal(offline.values[:, :22], plain.values)
+    with_voice.reset(0)
+    at = 0
+    for size in rng.integers(100, 9000, size=64):
+        with_voice.push(pcm[at : at + size])
+        at += int(size)
+        if at >= len(pcm):
+            break
+    with_voice.finish()
+    streamed = with_voice.pop()
+    np.testing.assert_array_equal(streamed.values, offline.values)
+    assert not default_feature_spec().voice_encoder and default_feature_spec(voice_encoder=True).voice_encoder
