@@ -11,11 +11,17 @@
 
   python tools/bench_live.py                       # ~30 s GRID montage, both runs, table
   python tools/bench_live.py --json out.json       # also write every number (+ machine, load, command)
+  python tools/bench_live.py --preroll 1.0         # also (a), (c) and the policy with preroll_s 1.0, same run
 
 The clip: the first `--clips` GRID clips (../shared/media/grid, 3 s each, face + speech) concatenated into one
 file in a temporary directory. The model: a freshly initialised QA-MoE for the live feature spec built with
 qamoe.build.scratch.make_scratch_engines (untrained: the weights do not change the cost). (b)-(d) come from one
-real-time replay of the same file read by a real ZeroMQ subscriber, on the same monotonic clock."""
+real-time replay of the same file read by a real ZeroMQ subscriber, on the same monotonic clock.
+
+`--preroll S` repeats the fast replay, the policy replay and the real-time replay with the streaming ASR's
+lead-in (`StreamingAsrConfig.preroll_s`) set to S, right after the default's: a same-run comparison. qamoe-live
+has no flag for it (not a user setting), so that run starts the same `edge.cli.live.main` through `python -c`
+with the pipeline's build wrapped to set it (`preroll_executable`)."""
 
 from __future__ import annotations
 
@@ -104,14 +110,32 @@ def load() -> list[float]:
 
 
 # ---------------------------------------------------------------------------------- (a) fast replay
-def fast_replay(engines: Path, clip: Path) -> dict[str, Any]:
-    from edge.cli.liverun import LiveCommand, run_to_end
+def preroll_executable(preroll_s: float) -> tuple[str, ...]:
+    """qamoe-live with `StreamingAsrConfig.preroll_s` replaced: the same main, its `build` given the pipeline
+    config with that lead-in (edge.cli.live.run imports `build` when it runs, so the wrapper is the one used)."""
+    code = (
+        f"import dataclasses, sys; sys.path.insert(0, {str(REPO)!r}); import edge.pipeline.build as b; "
+        "_build = b.build; "
+        "b.build = lambda cfg: _build(dataclasses.replace(cfg, streaming=dataclasses.replace("
+        f"cfg.streaming, preroll_s={float(preroll_s)!r}))); "
+        "from edge.cli.live import main; sys.exit(main())"
+    )
+    return (sys.executable, "-c", code)
+
+
+def live_command(args: tuple[str, ...], engines: Path, preroll_s: float | None) -> Any:
+    from edge.cli.liverun import LiveCommand, live_executable
     from edge.publish.recorder import free_endpoint
 
+    exe = live_executable() if preroll_s is None else preroll_executable(preroll_s)
+    return LiveCommand(args, engines_dir=engines, endpoint=free_endpoint(), executable=exe)
+
+
+def fast_replay(engines: Path, clip: Path, preroll_s: float | None = None) -> dict[str, Any]:
+    from edge.cli.liverun import run_to_end
+
     t0 = load()
-    command = LiveCommand(
-        ("--video-file", str(clip), "--fast"), engines_dir=engines, endpoint=free_endpoint()
-    )
+    command = live_command(("--video-file", str(clip), "--fast"), engines, preroll_s)
     run = run_to_end(command, 1800)
     m = _REPLAYED.search(run.stderr)
     if run.exit_code != 0 or m is None:
@@ -156,12 +180,11 @@ def vm_hwm_kb(pid: int) -> int | None:
     return None
 
 
-def realtime_replay(engines: Path, clip: Path, timeout_s: float) -> dict[str, Any]:
-    from edge.cli.liverun import LiveCommand, LiveRun
-    from edge.publish.recorder import free_endpoint
+def realtime_replay(engines: Path, clip: Path, timeout_s: float, preroll_s: float | None = None) -> dict[str, Any]:
+    from edge.cli.liverun import LiveRun
 
     t0 = load()
-    command = LiveCommand(("--video-file", str(clip)), engines_dir=engines, endpoint=free_endpoint())
+    command = live_command(("--video-file", str(clip)), engines, preroll_s)
     with LiveRun(command, record=True) as run:
         peak_kb, deadline = 0, time.monotonic() + timeout_s
         while run.running and time.monotonic() < deadline:
@@ -213,7 +236,7 @@ def lag_stats(words: list[tuple[int, int, int]], pause_s: float = 0.5) -> dict[s
              if i + 1 == len(words) or words[i + 1][0] - end >= pause_s * 1e9]  # fmt: skip
     return {"words": len(lags), "all_p50_s": pct(lags, 50), "all_p95_s": pct(lags, 95), "all_max_s": pct(lags, 100),
             "final_words": len(final), "final_p50_s": pct(final, 50), "final_p95_s": pct(final, 95),
-            "final_max_s": pct(final, 100)}  # fmt: skip
+            "final_max_s": pct(final, 100), "final_s": [round(x, 3) for x in final]}  # fmt: skip
 
 
 def policy_lag(engines: Path, clip: Path, streaming: Any = None) -> dict[str, Any]:
@@ -294,6 +317,24 @@ def rows(res: dict[str, Any]) -> list[tuple[str, float | None, str, bool | None,
         ("transcript lag, every word p50 / p95, s", lag["all_p50_s"], f"p95 {lag['all_p95_s']:.2f}", None, rtl),
         ("peak RSS of qamoe-live, MB", rt["peak_rss_mb"], "<= 1200", le(rt["peak_rss_mb"], TARGETS["peak_rss_mb"]),
          rtl),
+        *preroll_rows(res.get("preroll")),
+    ]  # fmt: skip
+
+
+def preroll_rows(alt: dict[str, Any] | None) -> list[tuple[str, float | None, str, bool | None, list[float]]]:
+    """The rows of the `--preroll S` run (empty without it), beside the default's of the same run."""
+    if alt is None:
+        return []
+    s, fast, pol, rt = alt["preroll_s"], alt["fast_replay"], alt["policy_lag"], alt["realtime"]
+    lag, rtl = rt["transcript"], rt["load_after"]
+    return [
+        (f"preroll {s} s: pipeline RTF, --fast replay", fast["rtf"], "<= 0.5", fast["rtf"] <= TARGETS["rtf"],
+         fast["load_after"]),
+        (f"preroll {s} s: end of speech p50, s", lag["final_p50_s"], "-", None, rtl),
+        (f"preroll {s} s: end of speech p95, s", lag["final_p95_s"], "<= 1.0",
+         None if lag["final_p95_s"] is None else lag["final_p95_s"] <= TARGETS["transcript_lag_p95_s"], rtl),
+        (f"preroll {s} s:   policy alone p95, s", pol["final_p95_s"], "-", None, pol["load_after"]),
+        (f"preroll {s} s: every word p50 / p95, s", lag["all_p50_s"], f"p95 {lag['all_p95_s']:.2f}", None, rtl),
     ]  # fmt: skip
 
 
@@ -315,6 +356,25 @@ def print_table(res: dict[str, Any]) -> None:
           f" windows, {rt['transcript']['words']} words ({rt['transcript']['final_words']} utterance-final);"
           f" ASR decodes in the fast replay: {res['policy_lag']['decodes']} for {res['policy_lag']['media_s']:.1f} s;"
           f" health: {rt['health']}")  # fmt: skip
+    alt = res.get("preroll")
+    if alt is not None:
+        print(f"# the rows above without 'preroll': the default preroll_s {res['default_preroll_s']} s. preroll"
+              f" {alt['preroll_s']} s: fast replay {alt['fast_replay']['words']} words; real time"
+              f" {alt['realtime']['transcript']['words']} words ({alt['realtime']['transcript']['final_words']}"
+              f" utterance-final); ASR decodes in the policy replay {alt['policy_lag']['decodes']} (default"
+              f" {res['policy_lag']['decodes']})")  # fmt: skip
+
+
+def preroll_run(engines: Path, clip: Path, seconds: float, preroll_s: float) -> dict[str, Any]:
+    """(a), the policy replay and (c) again with `StreamingAsrConfig.preroll_s` = `preroll_s`."""
+    from edge.asr.streaming import StreamingAsrConfig
+
+    rt = realtime_replay(engines, clip, timeout_s=seconds + 180, preroll_s=preroll_s)
+    timed = rt.pop("timed")
+    rt["transcript"] = transcript_lag(timed)
+    return {"preroll_s": preroll_s, "fast_replay": fast_replay(engines, clip, preroll_s),
+            "policy_lag": policy_lag(engines, clip, StreamingAsrConfig(preroll_s=preroll_s)),
+            "realtime": rt}  # fmt: skip
 
 
 def engines_dir(given: Path | None, tmp: Path) -> Path:
@@ -333,7 +393,11 @@ def main(argv: list[str] | None = None) -> int:
         "--engines-dir", type=Path, help="an engines dir with a live-spec model (default: build one)"
     )
     p.add_argument("--json", type=Path, help="also write every number here")
+    p.add_argument("--preroll", type=float, metavar="S", help="also run (a), (c) and the policy replay with "
+                   "StreamingAsrConfig.preroll_s = S, after the default's: a same-run comparison")
     args = p.parse_args(argv)
+    if args.preroll is not None and args.preroll < 0:
+        p.error("--preroll takes seconds >= 0")
     from edge.pipeline.build import PipelineConfig
 
     clips = sorted(GRID.glob("*.mpg"))[: args.clips]
@@ -363,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
         rt["transcript"] = transcript_lag(timed)
         rt["health"] = health_summary(timed)
         res["realtime"] = rt
+        if args.preroll is not None:
+            res["default_preroll_s"] = StreamingAsrConfig().preroll_s
+            res["preroll"] = preroll_run(engines, clip, seconds, args.preroll)
     print_table(res)
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
