@@ -136,11 +136,9 @@ class Session:
         real_time_factor: float | None = None,
     ) -> None:
         messages = self.publisher.stats()
-        # the subscribers as a queue: depth = connected now, capacity = the connection cap, dropped = connections
-        # closed (a subscriber that stops reading is cut off by heartbeats after ~3 s and reconnects by itself;
-        # what it missed is its gap)
-        subscribers = QueueStats("heartbeat_cutoff", messages.connected, messages.max_connections,
-                                 messages.disconnected)
+        # the subscribers as a queue: depth = connected now, dropped = connections closed (a subscriber that
+        # stops reading is cut off by heartbeats after ~3 s and reconnects by itself; what it missed is its gap)
+        subscribers = QueueStats("heartbeat_cutoff", messages.connected, 0, messages.disconnected)
         # peers disconnected for breaking a publishing rule (edge.publish.guard): a hostile or broken subscriber
         guard = QueueStats("refuse_and_disconnect", messages.subscribers, messages.max_subscribers,
                            sum(messages.refused.values()))

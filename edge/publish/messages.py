@@ -100,7 +100,6 @@ class PublishStats:
     refused: Mapping[str, int] = field(default_factory=dict)  # peers disconnected for breaking a rule, by rule
     subscribers: int = 0  # connections that have subscribed, now
     max_subscribers: int = 0  # the publisher's cap on them (edge.publish.guard.SubscriberLimits)
-    max_connections: int = 0  # its cap on connections, subscribed or not
 
 
 @dataclass(frozen=True)

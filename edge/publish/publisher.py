@@ -53,7 +53,6 @@ DROP_WARN_INTERVAL_S = 10.0
 OUTBOX_LIVE = 256  # messages queued for the socket thread (live: minutes of health and windows)
 OUTBOX_FAST = 8  # fast replay: publish() waits for room, as it waited for a slow subscriber before
 GUARD_BATCH = 64  # notices or monitor events read between two looks at the outbox
-MONITOR_CATCH_UP = 1024  # most monitor events read before a batch of notices is judged
 IDLE_S = 0.05  # longest sleep of the socket thread (ZeroMQ's FD is edge-triggered: look again this often)
 DRAIN_POLL_S = 0.002  # how often a full subscriber queue is looked at again while it may drain
 DRAIN_BUDGET_PER_S = 0.05  # live: seconds per second the socket thread may wait for a full queue to drain
@@ -207,7 +206,6 @@ class Publisher:
                 refused=dict(guard.refused_by) if guard else {},
                 subscribers=guard.subscribers if guard else 0,
                 max_subscribers=self.config.limits.max_subscribers,
-                max_connections=self.config.limits.max_connections,
             )
 
     def _warn_drops(self) -> None:
@@ -301,47 +299,43 @@ class Publisher:
         except zmq.Again:
             return False
 
-    def _drain_events(self, limit: int = GUARD_BATCH) -> bool:
-        """Follow connections from the socket monitor (inproc, never blocks). True if `limit` events were read
-        (there may be more)."""
-        events: list[Any] = []  # monitor messages (zmq.utils.monitor: dicts of event, value, endpoint)
-        while len(events) < limit and self._monitor is not None and self._monitor.poll(0):
-            events.append(recv_monitor_message(self._monitor))
-        if self._guard is not None and events:
+    def _drain_events(self) -> bool:
+        """Follow connections from the socket monitor (inproc, never blocks). True if a full batch was read."""
+        for _ in range(GUARD_BATCH):
+            if self._monitor is None or not self._monitor.poll(0):
+                return False
+            event = recv_monitor_message(self._monitor)
+            if self._guard is None:
+                continue
             with self._state:
-                for event in events:
-                    if event["event"] == zmq.EVENT_ACCEPTED:
-                        self._guard.accepted(int(event["value"]))
-                    else:
-                        self._guard.closed(int(event["value"]))
-        return len(events) == limit
+                if event["event"] == zmq.EVENT_ACCEPTED:
+                    self._guard.accepted(int(event["value"]))
+                else:
+                    self._guard.closed(int(event["value"]))
+        return True
 
     def _drain_subscriptions(self) -> bool:
         """Read and judge (un)subscription notices; unread, they would pile up inside the socket. True if a full
         batch was read. (recv without a poll before it: a poll makes ZeroMQ take in every waiting subscription
         of every peer each time; recv does that only every 100 calls or when nothing is left.)"""
-        notices: list[tuple[int | None, bytes]] = []
+        full = True
         for _ in range(GUARD_BATCH):
             try:
                 notice = self._socket.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
+                full = False
                 break
             data = notice.bytes
             subscribe = data[:1] == b"\x01"
-            notices.append((source_fd(notice) if subscribe and self._guard is not None else None, data))
-        if notices and self._guard is not None:
-            # the monitor's events first: ZeroMQ reports a connection closed before its descriptor can be
-            # reused, so a newcomer on a reused descriptor is judged as itself, not as the one cut before it
-            # (the connection cap cuts often: without this a subscriber could be taken for a silent one)
-            self._drain_events(MONITOR_CATCH_UP)
-        with self._state:
-            for fd, data in notices:
+            fd = source_fd(notice) if subscribe and self._guard is not None else None
+            with self._state:
                 if self._guard is not None:
                     self._guard.subscription(fd, data)
-                elif data[:1] == b"\x01":
+                elif subscribe:
                     self._inproc_subscribes += 1
+        with self._state:
             self._state.notify_all()  # wait_for_subscribers
-        return len(notices) == GUARD_BATCH
+        return full
 
     # ------------------------------------------------------------------------------------------ closing
     def close(self) -> None:
