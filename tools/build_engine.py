@@ -148,20 +148,31 @@ def stages_for(args: argparse.Namespace) -> tuple[Stage, ...]:
 
 
 def record_feature_spec(engines_dir: Path) -> None:
-    """Write the extractors' feature spec into the manifest (section "feature_spec"), so the runtime and the
-    model stage can check a model against what this version's extractors produce."""
+    """Write the feature spec the runtime's extractors must produce into the manifest (section "feature_spec"):
+    the model's, when the extractors can make it (with or without the voice encoder's columns), else the
+    default, so the runtime and the model stage can check a model against what this version's extractors make."""
     from dataclasses import replace
 
-    from edge.features.spec import default_feature_spec
-    from edge.manifest import MANIFEST_NAME, load_manifest, write_manifest
+    from edge.features.spec import default_feature_spec, extractor_spec_for
+    from edge.manifest import MANIFEST_NAME, ManifestError, load_manifest, write_manifest
 
     path = engines_dir / MANIFEST_NAME
     manifest = load_manifest(path, missing_ok=True)
-    spec = default_feature_spec().to_dict()
+    try:
+        digest = str(manifest.get("qamoe").extra.get("feature_spec_digest") or "")
+    except ManifestError:
+        digest = ""
+    chosen = extractor_spec_for(digest) or default_feature_spec()
+    spec = chosen.to_dict()
     if manifest.sections.get("feature_spec") != spec:
         engines_dir.mkdir(parents=True, exist_ok=True)
         write_manifest(replace(manifest, sections={**manifest.sections, "feature_spec": spec}), path)
-        log.info("feature spec %s recorded in %s", default_feature_spec().digest[:12], path)
+        log.info(
+            "feature spec %s recorded in %s%s",
+            chosen.digest[:12],
+            path,
+            " (with the voice encoder's columns)" if chosen.voice_encoder else "",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,7 +84,9 @@ class FeatureSpec:
 
     def __post_init__(self) -> None:
         if not 0 < self.hop_s <= self.window_s:
-            raise FeatureSpecError(f"need 0 < hop_s <= window_s, got hop {self.hop_s}, window {self.window_s}")
+            raise FeatureSpecError(
+                f"need 0 < hop_s <= window_s, got hop {self.hop_s}, window {self.window_s}"
+            )
 
     def stream(self, name: str) -> StreamSpec:
         if name not in STREAMS:
@@ -182,6 +184,26 @@ def default_feature_spec(
         window_s=window_s,
         hop_s=hop_s,
         text=StreamSpec("text", None, TEXT_MAX_TOKENS, TEXT_COLUMNS, context_s=TEXT_CONTEXT_S),
-        audio=StreamSpec("audio", AUDIO_RATE_HZ, frames(AUDIO_RATE_HZ), AudioFeatureConfig(voice_encoder=voice_encoder).names),
+        audio=StreamSpec(
+            "audio",
+            AUDIO_RATE_HZ,
+            frames(AUDIO_RATE_HZ),
+            AudioFeatureConfig(voice_encoder=voice_encoder).names,
+        ),
         vision=StreamSpec("vision", VISION_RATE_HZ, frames(VISION_RATE_HZ), VISION_COLUMNS),
     )
+
+
+def extractor_specs(
+    window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S
+) -> tuple[FeatureSpec, ...]:
+    """Every spec these extractors can produce for one window geometry: the default first, then the one with
+    the voice encoder's columns (a model trained on either runs; edge.pipeline.build picks by the manifest)."""
+    return tuple(default_feature_spec(window_s, hop_s, voice_encoder=v) for v in (False, True))
+
+
+def extractor_spec_for(
+    digest: str, window_s: float = DEFAULT_WINDOW_S, hop_s: float = DEFAULT_HOP_S
+) -> FeatureSpec | None:
+    """The spec of `extractor_specs` whose digest is `digest`, or None when these extractors make no such spec."""
+    return next((s for s in extractor_specs(window_s, hop_s) if s.digest == digest), None)

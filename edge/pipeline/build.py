@@ -15,7 +15,8 @@ from edge.assets import default_engines_dir
 from edge.backends.base import Backend, BackendConfig
 from edge.backends.select import open_backend
 from edge.features.audio import AudioFeatureExtractor
-from edge.features.spec import FeatureSpec, FeatureSpecError, default_feature_spec
+from edge.features.audio_config import AudioFeatureConfig
+from edge.features.spec import FeatureSpec, FeatureSpecError, default_feature_spec, extractor_spec_for
 from edge.features.text import TextEncoder
 from edge.features.visual import VisualFeatureExtractor
 from edge.manifest import MANIFEST_NAME, ManifestError, load_manifest
@@ -96,9 +97,22 @@ def model_info(engines_dir: Path, backend: Backend, spec: FeatureSpec, model: st
     )
 
 
+def engine_spec(engines_dir: Path, window_s: float, hop_s: float, model: str = "qamoe") -> FeatureSpec:
+    """The spec the engines' model reads when these extractors can make it (with or without the voice
+    encoder's columns, edge.features.spec.extractor_specs); otherwise the default, which `model_info` then
+    refuses with the fix."""
+    try:
+        digest = str(
+            load_manifest(engines_dir / MANIFEST_NAME).get(model).extra.get("feature_spec_digest") or ""
+        )
+    except ManifestError:
+        digest = ""
+    return extractor_spec_for(digest, window_s, hop_s) or default_feature_spec(window_s, hop_s)
+
+
 def build(config: PipelineConfig) -> Components:
     engines = config.engines_dir or default_engines_dir()
-    spec = default_feature_spec(config.window_s, config.hop_s)
+    spec = engine_spec(engines, config.window_s, config.hop_s, config.backend.model)
     backend = open_backend(BackendConfig(**{**config.backend.__dict__, "engines_dir": engines}))
     try:
         info = model_info(engines, backend, spec, config.backend.model)
@@ -106,7 +120,10 @@ def build(config: PipelineConfig) -> Components:
         vision = None
         if config.use_video:
             vision = VisionStage(VisualFeatureExtractor(engines_dir=engines), spec.vision.required_rate_hz())
-        audio = AudioStage(AudioFeatureExtractor(engines_dir=engines)) if config.use_audio else None
+        audio = None
+        if config.use_audio:
+            audio_config = AudioFeatureConfig(voice_encoder=spec.voice_encoder)
+            audio = AudioStage(AudioFeatureExtractor(audio_config, engines_dir=engines))
         asr = None
         if config.use_audio:
             # greedy, one bounded decode per step (edge.asr.bounded): Whisper's temperature fallback made

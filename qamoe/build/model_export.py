@@ -22,7 +22,7 @@ from edge.backends.contract import check_io_names
 from edge.backends.plan_key import PLAN_KIND, PlanKey
 from edge.backends.probe import Environment
 from edge.features.spec import FEATURE_SPEC_FORMAT
-from edge.manifest import MANIFEST_NAME, Artifact, load_manifest
+from edge.manifest import Artifact
 from qamoe.build.engine_config import (
     MODEL_NAME,
     ONNX_REL,
@@ -119,7 +119,7 @@ def export_and_check(config: EngineBuildConfig, ctx: BuildContext) -> ExportResu
         raise BuildConfigError(f"--checkpoint: {exc}") from exc
     seq_lens, digest, seq_source = window_geometry(meta, config)
     dims = {str(m): int(v) for m, v in model.config.input_dims.items()}
-    _check_spec_against_manifest(ctx, meta, digest)
+    _check_spec_is_made(meta, digest)
     windows = random_windows(dims, seq_lens, config.parity_batch)
     real = (
         real_windows(config.calib_shards, seq_lens, dims, config.max_real_windows)
@@ -181,18 +181,18 @@ def _ort_diff(path: Path, window: Windows, reference: Mapping[str, np.ndarray]) 
         return max_abs_diff(backend.infer(window), reference)
 
 
-def _check_spec_against_manifest(ctx: BuildContext, meta: Mapping[str, Any], digest: str) -> None:
-    section = manifest_spec_section(ctx)
+def _check_spec_is_made(meta: Mapping[str, Any], digest: str) -> None:
     spec = meta.get("feature_spec") or {}
-    if section is None or spec.get("format") != FEATURE_SPEC_FORMAT:
+    if spec.get("format") != FEATURE_SPEC_FORMAT:
         return
-    from edge.features.spec import FeatureSpec
+    from edge.features.spec import FeatureSpec, extractor_spec_for
 
-    if FeatureSpec.from_dict(section).digest != digest:
+    live = FeatureSpec.from_dict(spec)
+    if extractor_spec_for(digest, live.window_s, live.hop_s) is None:
         log.warning(
-            "model: the checkpoint's feature spec differs from the extractors' (%s): the runtime refuses to "
+            "model: the checkpoint's feature spec (%s) is none the extractors make: the runtime refuses to "
             "feed it; train on features from this qamoe-live",
-            ctx.manifest_path,
+            digest[:12],
         )
 
 
@@ -305,9 +305,3 @@ def check_parity(what: str, diff: float, atol: float) -> None:
     log.info("model: %s max abs diff %.2e (<= %.0e)", what, diff, atol)
 
 
-def manifest_spec_section(ctx: BuildContext) -> Mapping[str, Any] | None:
-    path = ctx.engines_dir / MANIFEST_NAME
-    if not path.is_file():
-        return None
-    section = load_manifest(path).sections.get("feature_spec")
-    return section if isinstance(section, Mapping) else None

@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD_ENGINE = REPO / "tools" / "build_engine.py"
 
 
-def make_scratch_engines(tmp: Path, seed: int = 0) -> Path:
-    """`tmp/engines`: the repo's built assets (linked; built first if missing) and a seeded random QA-MoE."""
+def make_scratch_engines(tmp: Path, seed: int = 0, *, voice_encoder: bool = False) -> Path:
+    """`tmp/engines`: the repo's built assets (linked; built first if missing) and a seeded random QA-MoE
+    (`voice_encoder`: for the spec whose audio stream carries the Whisper encoder's columns)."""
     import torch
 
     from edge.features.spec import default_feature_spec
@@ -33,7 +34,7 @@ def make_scratch_engines(tmp: Path, seed: int = 0) -> Path:
     engines.mkdir(parents=True)
     shutil.copy(real / "manifest.json", engines / "manifest.json")
     (engines / "assets").symlink_to(real / "assets", target_is_directory=True)
-    spec = default_feature_spec()
+    spec = default_feature_spec(voice_encoder=voice_encoder)
     torch.manual_seed(seed)
     dims = {Modality(k): v for k, v in spec.dims.items()}
     model = create_model("qamoe", ModelConfig(input_dims=dims, d_model=32, expert_hidden=48))

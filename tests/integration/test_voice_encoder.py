@@ -102,3 +102,31 @@ def test_the_audio_extractor_carries_them_streaming_as_offline() -> None:
     streamed = with_voice.pop()
     np.testing.assert_array_equal(streamed.values, offline.values)
     assert not default_feature_spec().voice_encoder and default_feature_spec(voice_encoder=True).voice_encoder
+
+
+@pytest.mark.shared
+def test_qamoe_live_runs_an_engine_that_reads_the_encoder_columns(tmp_path) -> None:
+    """The runtime builds its audio extractor from the engine's feature spec: a model trained with the voice
+    encoder's columns runs (and says so in every estimate), and so does one without (the shipped default)."""
+    from edge.cli.liverun import LiveCommand, run_to_end
+    from edge.features.spec import default_feature_spec
+    from edge.manifest import load_manifest
+    from edge.publish import validate
+    from tests.support.live_fixtures import GRID, free_endpoint, make_live_engines
+
+    clip = GRID / "id2_vcd_swwp2s.mpg"
+    if not clip.exists():
+        pytest.skip(f"{clip} not found: the GRID clips live in ../shared/media/grid")
+    engines = make_live_engines(tmp_path, voice_encoder=True)
+    spec = default_feature_spec(voice_encoder=True)
+    assert load_manifest(engines / "manifest.json").sections["feature_spec"] == spec.to_dict()
+    command = LiveCommand(("--video-file", str(clip), "--fast"), engines_dir=engines,
+                          endpoint=free_endpoint())  # fmt: skip
+    outcome = run_to_end(command, 120, record=True)
+    assert outcome.exit_code == 0, outcome.stderr
+    estimates = outcome.of("sentiment")
+    assert estimates and "Traceback" not in outcome.stderr
+    for topic, body in outcome.messages:
+        validate(topic, body)
+    assert {e["feature_spec_digest"] for e in estimates} == {spec.digest}
+    assert any((e["modalities"]["audio"]["reliability"] or 0) > 0 for e in estimates)

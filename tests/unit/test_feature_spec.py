@@ -6,12 +6,15 @@ import dataclasses
 
 import pytest
 
+from edge.features.audio_config import VOICE_ENCODER_DIM
 from edge.features.spec import (
     FEATURE_SPEC_VERSION,
     FeatureSpec,
     FeatureSpecError,
     StreamSpec,
     default_feature_spec,
+    extractor_spec_for,
+    extractor_specs,
 )
 
 
@@ -65,3 +68,13 @@ def test_bad_streams(kw) -> None:
 def test_window_must_hold_whole_frames() -> None:
     with pytest.raises(FeatureSpecError, match="whole number"):
         default_feature_spec(window_s=4.01)
+
+
+def test_the_extractors_make_two_specs_and_a_digest_names_one() -> None:
+    plain, voice = extractor_specs()
+    assert plain == default_feature_spec() and not plain.voice_encoder
+    assert voice.voice_encoder and voice.audio.dim == plain.audio.dim + VOICE_ENCODER_DIM
+    assert voice.audio.columns[: plain.audio.dim] == plain.audio.columns  # the 22 live columns come first
+    assert extractor_spec_for(voice.digest) == voice and extractor_spec_for(plain.digest) == plain
+    assert extractor_spec_for("0" * 64) is None
+    assert extractor_spec_for(plain.digest, window_s=2.0) is None  # another window is another spec
