@@ -130,6 +130,7 @@ class AudioFeatureExtractor:
         if lib is not None and isinstance(self._hops, NativeHopAnalyser):
             self._tail = NativeTail(lib, self._hops.native, cfg, self._vad_weights, self._hop_chunk, self._snr)
         self._voice = None
+        self._encode_from: int | None = None  # extract(encode_from_ns=): first sample the encoder must see
         if cfg.voice_encoder:
             from edge.features.voice_encoder import VoiceEncoderColumns, VoiceEncoderConfig
 
@@ -220,11 +221,19 @@ class AudioFeatureExtractor:
         self._pending = []
         return AudioFrames(t, v, self.names)
 
-    def extract(self, samples: np.ndarray, t0_ns: int = 0) -> AudioFrames:
-        """Offline: the frames of a whole clip (identical to streaming it)."""
+    def extract(self, samples: np.ndarray, t0_ns: int = 0, *, encode_from_ns: int | None = None) -> AudioFrames:
+        """Offline: the frames of a whole clip (identical to streaming it). `encode_from_ns`: the voice
+        encoder's columns (when configured) only for blocks holding a frame that starts at or after that time,
+        zeros before it: a window that starts there reads exactly what streaming gives, at the cost of its
+        blocks only (a corpus row is one window of a longer clip)."""
         self.reset(t0_ns)
-        self.push(samples)
-        self.finish()
+        if encode_from_ns is not None:
+            self._encode_from = (int(encode_from_ns) - int(t0_ns)) * self.config.sample_rate // NS
+        try:
+            self.push(samples)
+            self.finish()
+        finally:
+            self._encode_from = None
         return self.pop()
 
     def _sync_clock(self, t_ns: int | None) -> None:
@@ -276,8 +285,11 @@ class AudioFeatureExtractor:
         values = self._block_columns(seg)
         if self._voice is None:
             return values
-        block = seg[self._hops.left : self._hops.left + self.config.block_samples]
-        return np.concatenate([values, self._voice.process(np.ascontiguousarray(block))], axis=1)
+        cfg = self.config
+        block = seg[self._hops.left : self._hops.left + cfg.block_samples]
+        last_frame = (self._block + 1) * cfg.block_samples - cfg.frame_samples  # its first sample
+        encode = self._encode_from is None or last_frame >= self._encode_from
+        return np.concatenate([values, self._voice.process(np.ascontiguousarray(block), encode=encode)], axis=1)
 
     def _block_columns(self, seg: np.ndarray) -> np.ndarray:
         """The 22 columns of one block."""

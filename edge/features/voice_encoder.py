@@ -100,8 +100,10 @@ class VoiceEncoderColumns:
         """A new stream: the context is emptied."""
         self._context = np.zeros(0, np.float32)
 
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """One block of mono float32 16 kHz samples -> [block frames, dim] float32."""
+    def process(self, block: np.ndarray, *, encode: bool = True) -> np.ndarray:
+        """One block of mono float32 16 kHz samples -> [block frames, dim] float32. `encode=False` only takes
+        the block into the context and returns zeros (offline extraction of frames no window will read: a
+        later block's columns are the same either way, since the context is the raw samples)."""
         cfg = self.config
         x = np.asarray(block)
         if x.dtype != np.float32 or x.shape != (cfg.block_samples,):
@@ -109,6 +111,8 @@ class VoiceEncoderColumns:
                 f"process() takes one block of {cfg.block_samples} float32 samples, got {x.dtype} {x.shape}"
             )
         self._context = np.concatenate([self._context, x])[-cfg.context_samples :]
+        if not encode:
+            return np.zeros((cfg.block_samples // cfg.frame_samples, self.dim), np.float32)
         rows = block_rows(len(self._context), cfg)
         return self._encode(self._context)[rows].mean(axis=1, dtype=np.float32)
 

@@ -59,6 +59,9 @@ EndAt = Literal["speech", "clip"]
 AudioInput = np.ndarray | str | os.PathLike[str] | None
 
 
+NO_ENCODER = 2**62  # AudioFeatureExtractor.extract(encode_from_ns=): no block through the voice encoder
+
+
 class OfflineError(QAMoEError):
     """Base of offline extraction's errors; each message names the fix (exit 1 under `qamoe.cli.run_main`)."""
 
@@ -192,12 +195,17 @@ def extract_clip(
     cfg = config if config is not None else OfflineConfig()
     pcm = _load_pcm(audio)
     words = _transcribe(pcm, transcript, extractors)
-    frames = extractors.audio.extract(pcm, 0) if pcm is not None else None
+    voice = extractors.audio.config.voice_encoder
+    # the window follows the speech (VAD columns, words); Whisper's encoder then runs on the window's blocks only
+    skip = NO_ENCODER if voice else None
+    frames = extractors.audio.extract(pcm, 0, encode_from_ns=skip) if pcm is not None else None
     duration = _duration_ns(pcm, video, extractors, cfg)
     frame_ns = extractors.audio.frame_period_ns
     speech_end = _speech_end_ns(frames, words, frame_ns, cfg)
     end = _window_end_ns(duration, speech_end, frame_ns if pcm is not None else None, cfg)
     start = end - round(spec.window_s * NS)
+    if voice and pcm is not None:
+        frames = extractors.audio.extract(pcm, 0, encode_from_ns=start)
     asm = _assembler(spec, end - round(spec.hop_s * NS))  # its first window is [start, end)
     if frames is not None:
         for t, row in zip(frames.t_ns.tolist(), frames.values, strict=True):

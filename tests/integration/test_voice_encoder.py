@@ -130,3 +130,28 @@ def test_qamoe_live_runs_an_engine_that_reads_the_encoder_columns(tmp_path) -> N
         validate(topic, body)
     assert {e["feature_spec_digest"] for e in estimates} == {spec.digest}
     assert any((e["modalities"]["audio"]["reliability"] or 0) > 0 for e in estimates)
+
+
+def test_a_corpus_window_reads_what_streaming_gives_at_the_cost_of_its_blocks() -> None:
+    """extract_clip runs Whisper's encoder on the window's blocks only (AudioFeatureExtractor.extract
+    encode_from_ns): the window's values are bit-identical to encoding every block."""
+    from qamoe.corpus.offline import Extractors, extract_clip
+
+    rng = np.random.default_rng(2)
+    t = np.arange(7 * 16000) / 16000
+    voiced = (np.sin(2 * np.pi * 1.3 * t) > -0.2) * (t > 0.4)
+    pcm = (0.3 * np.sin(2 * np.pi * 160 * t * (1 + 0.1 * np.sin(3 * t))) * voiced
+           + 0.01 * rng.standard_normal(t.size)).astype(np.float32)  # fmt: skip
+    extractors = Extractors.create(voice_encoder=True)
+    clip = extract_clip(None, pcm, "well that was a surprise", spec=extractors.feature_spec(), extractors=extractors)
+    start_ns = round(clip.stats.window_start_s * 1e9)
+    assert start_ns > 2 * 10**9  # the window is the last 4 s of a 7 s clip: earlier blocks are skipped
+    full = extractors.audio.extract(pcm, 0)
+    inside = (full.t_ns >= start_ns) & (full.t_ns < round(clip.stats.window_end_s * 1e9))
+    audio = clip.streams["audio"]
+    assert audio.mask.all() and int(inside.sum()) == len(audio.values)
+    np.testing.assert_array_equal(audio.values, full.values[inside])
+    lazy = extractors.audio.extract(pcm, 0, encode_from_ns=start_ns)
+    early = lazy.t_ns < start_ns - 320_000_000  # blocks wholly before the window: never encoded
+    assert early.any() and not lazy.values[early, 22:].any() and full.values[early, 22:].any()
+    np.testing.assert_array_equal(lazy.values[:, :22], full.values[:, :22])
