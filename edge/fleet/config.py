@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from edge.fleet.creds import check_creds_file
 from edge.fleet.errors import FleetConfigError
 from edge.fleet.subjects import check_token
 from edge.publish.config import parse_endpoint
@@ -45,8 +46,8 @@ def _check_file(path: Path | None, flag: str) -> None:
 @dataclass(frozen=True)
 class NatsConfig:
     """How to reach NATS. `url`: one or more comma-separated server URLs (credentials may ride in them,
-    nats://user:pass@host:4222, as nats-py takes them); `creds_file`: a NATS `.creds` file (JWT + NKey seed,
-    needs the `nkeys` package); `tls_*`: a CA bundle to verify the server and an optional client certificate
+    nats://user:pass@host:4222, as nats-py takes them); `creds_file`: a NATS `.creds` file (a user JWT + its NKey
+    seed, checked here; needs the `nkeys` package); `tls_*`: a CA bundle to verify the server and an optional client certificate
     and key; `connect_timeout_s`: per attempt; `name`: how the connection shows in the server's monitoring;
     `js_domain`: the JetStream domain whose API to use (a hub's JetStream seen through a leaf node)."""
 
@@ -62,6 +63,8 @@ class NatsConfig:
     def __post_init__(self) -> None:
         check_nats_url(self.url)
         _check_file(self.creds_file, "--nats-creds")
+        if self.creds_file is not None:
+            check_creds_file(self.creds_file)  # nats-py would hang on some malformed files (edge/fleet/creds.py)
         _check_file(self.tls_ca, "--nats-tls-ca")
         _check_file(self.tls_cert, "--nats-tls-cert")
         _check_file(self.tls_key, "--nats-tls-key")

@@ -25,6 +25,18 @@ API_TIMEOUT_S = 5.0  # JetStream API requests (stream info/create, last message)
 ASYNC_MAX_PENDING = 20_000  # un-acked JetStream publishes nats-py allows at once
 
 
+class _TlsEofNoise(logging.Filter):
+    """asyncio warns "returning true from eof_received() has no effect when using ssl" each time one of
+    nats-py's TLS connections closes (its protocol asks for a half-open transport, which TLS cannot give):
+    harmless, and otherwise a WARNING line on stderr at the end of every run over TLS."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received()" not in record.getMessage()
+
+
+_TLS_EOF_NOISE = _TlsEofNoise()
+
+
 def tls_context(cfg: NatsConfig) -> ssl.SSLContext | None:
     if not cfg.uses_tls:
         return None
@@ -53,12 +65,34 @@ async def connect(cfg: NatsConfig, *, callbacks: dict[str, Any] | None = None) -
     )
     if cfg.creds_file is not None:
         options["user_credentials"] = str(cfg.creds_file)
+    if options["tls"] is not None:
+        logging.getLogger("asyncio").addFilter(_TLS_EOF_NOISE)  # once: addFilter skips a filter already there
     try:
-        return await asyncio.wait_for(nats.connect(**options), 2 * cfg.connect_timeout_s + 2)
+        nc = await asyncio.wait_for(nats.connect(**options), 2 * cfg.connect_timeout_s + 2)
     except (TimeoutError, nats.errors.Error, OSError, ssl.SSLError) as exc:
         raise _connect_error(cfg, exc, last) from None
     except ModuleNotFoundError as exc:  # a .creds file needs the nkeys package
-        raise FleetConfigError(f"--nats-creds needs the `{exc.name}` package: pip install nkeys") from None
+        raise FleetConfigError(f"--nats-creds needs the `{exc.name}` package: pip install 'nats-py[nkeys]'") from None
+    if cfg.uses_tls and not _over_tls(nc):
+        try:
+            await nc.close()
+        except (nats.errors.Error, OSError) as exc:
+            log.debug("nats: closing the plain-text connection: %r", exc)
+        where = ", ".join(_redact(s) for s in cfg.servers)
+        raise NatsAuthError(f"NATS at {where} does not offer TLS, which a tls:// URL or --nats-tls-* asks for: "
+                            "enable TLS on the server (a `tls {...}` block) or connect without the TLS options")
+    return nc
+
+
+def _over_tls(nc: Client) -> bool:
+    """Whether the connection is encrypted. nats-py upgrades to TLS only when the server's INFO says
+    `tls_required`, even for a tls:// URL with a TLS context: without this check a server (or anything in
+    between) that does not offer TLS gets the stream in plain text. nats-py has no public accessor for it."""
+    url = nc.connected_url
+    if url is not None and url.scheme in ("ws", "wss"):
+        return url.scheme == "wss"
+    info = getattr(nc, "_server_info", None)
+    return isinstance(info, dict) and bool(info.get("tls_required"))
 
 
 def _connect_error(cfg: NatsConfig, exc: BaseException, seen: list[BaseException]) -> Exception:
@@ -70,12 +104,31 @@ def _connect_error(cfg: NatsConfig, exc: BaseException, seen: list[BaseException
             f"NATS at {where} refused the credentials: check the user/password in the URL, --nats-creds, "
             "or the server's authorization block"
         )
-    if any(isinstance(e, ssl.SSLError | nats.errors.SecureConnRequiredError) for e in causes):
-        return NatsAuthError(f"TLS with NATS at {where} failed ({text}): check --nats-tls-ca and the URL scheme")
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in causes):
+        return NatsAuthError(f"TLS with NATS at {where} failed ({text}): the server's certificate is not trusted; "
+                             "pass the CA that signed it with --nats-tls-ca")
+    if _refused_handshake(cfg, causes):
+        return NatsAuthError(
+            f"TLS with NATS at {where} failed ({text}): the server ended the handshake; if it verifies clients "
+            "(`verify: true`), pass a certificate its CA signed with --nats-tls-cert and --nats-tls-key"
+        )
+    if any(isinstance(e, nats.errors.SecureConnRequiredError) for e in causes):
+        return NatsAuthError(f"NATS at {where} requires TLS ({text}): use a tls:// URL and --nats-tls-ca")
     return NatsUnavailableError(
         f"no NATS server answered at {where} within {cfg.connect_timeout_s:g} s ({text or 'no reply'}): "
         "is nats-server running (nats-server -js) and the URL right?"
     )
+
+
+def _refused_handshake(cfg: NatsConfig, causes: list[BaseException]) -> bool:
+    """The server answered, then broke off the TLS handshake: an alert (a client certificate missing or from
+    a CA it does not trust), or, as often with TLS 1.3, where the client sees its handshake done before the
+    server's verdict, the connection cut while nats-py waits for the server's first reply. A server that is
+    not there at all refuses the TCP connection or times out instead."""
+    if any(isinstance(e, ssl.SSLError) for e in causes):
+        return True
+    return cfg.uses_tls and any(
+        isinstance(e, ConnectionResetError | BrokenPipeError | nats.errors.UnexpectedEOF) for e in causes)
 
 
 def _describe(exc: BaseException) -> str:

@@ -12,18 +12,10 @@ from pathlib import Path
 import nats
 import pytest
 
+from tests.support.fleet import one_line_error as _one_line_error
 from tests.support.fleet import run_bridge
 from tests.support.live_fixtures import GRID, free_endpoint
 from tests.support.nats import NatsServer, free_port
-
-
-def _one_line_error(out: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
-    lines = [line for line in out.stderr.splitlines() if line.strip() and " INFO " not in line]
-    assert out.returncode == code, out.stderr
-    assert len(lines) == 1, out.stderr
-    assert "Traceback" not in out.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def _tap(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,43 +1,28 @@
 """NATS over TLS, nats-py's conventions (issue 17: "credentials / TLS options follow nats-py's conventions"): a
 real `nats-server --tls` with a certificate signed by a throwaway CA made here with openssl; a bridge and a real
 `qamoe-record --nats tls://... --nats-tls-ca CA` process get every message through it; without the CA (or with
-another one) the connection is refused in one line with its exit code, and no file is written."""
+another one) the connection is refused in one line with its exit code, and no file is written; asked for TLS,
+a server without it is refused too (nats-py alone would go on in plain text)."""
 
 from __future__ import annotations
 
-import shutil
+import asyncio
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import nats
 import pytest
 
 from edge.fleet import BridgeConfig, BridgeThread, NatsConfig
 from edge.record.reader import read_recording
-from tests.support.fleet import SyntheticNode
+from tests.support.fleet import SyntheticNode, one_line_error, run_bridge
+from tests.support.live_fixtures import free_endpoint
 from tests.support.nats import NatsServer
+from tests.support.tls import make_ca_and_server_cert
 
 BIN = Path(sys.executable).parent
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def make_ca_and_server_cert(d: Path, name: str = "ca") -> tuple[Path, Path, Path]:
-    """A CA and, signed by it, a certificate for 127.0.0.1: (ca.pem, server.pem, server.key)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not found: it makes the test's certificates")
-    d.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem",
-             "-days", "1", "-subj", f"/CN=qamoe-test-{name}", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=127.0.0.1", cwd=d)
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", f"{name}.pem", "-CAkey", f"{name}.key",
-             "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "san.ext", cwd=d)
-    return d / f"{name}.pem", d / "server.pem", d / "server.key"
 
 
 @pytest.fixture()
@@ -87,3 +72,23 @@ def test_a_server_certificate_not_from_the_given_ca_is_refused_in_one_line(tls_s
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
         assert "TLS" in done.stderr, done.stderr
     assert not (tmp_path / "rec").exists() or not list((tmp_path / "rec").glob("*.jsonl"))
+
+
+def test_tls_options_against_a_server_without_tls_fail_instead_of_going_plain(nats_server: NatsServer,
+                                                                               tmp_path: Path) -> None:
+    """nats-py upgrades only when the server asks for TLS; asked for TLS, a bridge must not carry on in plain text
+    (and creates no stream)."""
+    ca, _, _ = make_ca_and_server_cert(tmp_path / "pki")
+    for url in (f"tls://127.0.0.1:{nats_server.port}", nats_server.url):
+        out = run_bridge("--nats", url, "--nats-tls-ca", str(ca), "--nats-timeout", "2",
+                         "--endpoint", free_endpoint())
+        one_line_error(out, 2, "does not offer TLS")
+
+    async def streams() -> list[str]:
+        nc = await nats.connect(nats_server.url)
+        try:
+            return [info.config.name for info in await nc.jetstream().streams_info()]
+        finally:
+            await nc.close()
+
+    assert asyncio.run(streams()) == []

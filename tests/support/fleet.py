@@ -71,6 +71,16 @@ def start_bridge(*args: str) -> subprocess.Popen[str]:
                             stdin=subprocess.DEVNULL)
 
 
+def one_line_error(out: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    """`out` failed with exit `code` and one line on stderr (INFO log lines aside) holding each of `words`."""
+    lines = [line for line in out.stderr.splitlines() if line.strip() and " INFO " not in line]
+    assert out.returncode == code, out.stderr
+    assert len(lines) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
 def run_bridge(*args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(bridge_argv(*args), capture_output=True, text=True, timeout=timeout_s,
                           stdin=subprocess.DEVNULL, check=False)
