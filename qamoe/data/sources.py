@@ -7,13 +7,18 @@
   shards:DIR[,DIR...]  qamoe feature shards (.npz) as written by tools/extract_features.py, build_corpus.py
                        or build_affect_corpus.py; the split of each shard is read from its metadata; several
                        folders (one feature spec) are joined split by split; DIR*K repeats that folder's
-                       training rows K times (oversampling a small corpus; valid and test are never repeated)
+                       training rows K times (oversampling a small corpus; valid and test are never repeated);
+                       DIR!SRC[!SRC...] leaves out, in every split, the rows whose id starts "SRC/" (a source:
+                       mosi, mosei, ravdess, emodb, speech_va, fer), e.g. runs/affect!ravdess*4 for a model
+                       without the non-commercial RAVDESS
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from qamoe.data.featureset import FeatureSet
 from qamoe.data.mmsa import DATASET_DIMS, load_mmsa_pickle
@@ -45,24 +50,39 @@ def load_source(spec: str) -> tuple[dict[str, FeatureSet], dict[str, Any]]:
         folders = [_folder_and_repeat(p) for p in rest.split(",") if p]
         if not folders:
             raise ConfigError("shards needs a folder: shards:DIR[,DIR...]")
-        specs = [_shard_spec(d) for d, _ in folders]
+        specs = [_shard_spec(d) for d, _, _ in folders]
         if any(s != specs[0] for s in specs[1:]):
             raise DataError(f"{spec}: the folders hold features of different feature specs; rebuild them with one")
-        parts = [_repeat_train(_load_shards(d), k) for d, k in folders]
+        parts = [_repeat_train(_without(_load_shards(d), out, d), k) for d, out, k in folders]
         joined = {split: concat_featuresets([p[split] for p in parts if split in p])
                   for split in dict.fromkeys(s for p in parts for s in p)}  # fmt: skip
         return joined, {"source": spec, "feature_spec": specs[0]}
     raise ConfigError(f"unknown data source {spec!r}: use synthetic[:SEED], mmsa:PATH[:DATASET] or shards:DIR[,DIR]")
 
 
-def _folder_and_repeat(item: str) -> tuple[Path, int]:
-    """"DIR" -> (DIR, 1); "DIR*K" -> (DIR, K)."""
+def _folder_and_repeat(item: str) -> tuple[Path, tuple[str, ...], int]:
+    """"DIR" -> (DIR, (), 1); "DIR!A!B*K" -> (DIR, ("A", "B"), K)."""
     folder, star, times = item.rpartition("*")
     if not star:
-        return Path(item), 1
+        folder, times = item, "1"
     if not times.isdigit() or not 1 <= int(times) <= 100:
         raise ConfigError(f"shards:{item}: the repeat after * must be a whole number 1-100, e.g. runs/affect*4")
-    return Path(folder), int(times)
+    folder, *left_out = folder.split("!")
+    if any(not s or "/" in s for s in left_out):
+        raise ConfigError(f"shards:{item}: no source named after '!': write DIR!ravdess to leave out ravdess/... rows")
+    return Path(folder), tuple(left_out), int(times)
+
+
+def _without(data: dict[str, FeatureSet], sources: tuple[str, ...], folder: Path) -> dict[str, FeatureSet]:
+    """Every split of `data` without the rows whose id starts "SRC/" for a SRC in `sources`."""
+    if not sources:
+        return data
+    prefixes = tuple(f"{s}/" for s in sources)
+    out = {split: fs.subset(np.flatnonzero([not str(i).startswith(prefixes) for i in fs.ids]))
+           for split, fs in data.items()}  # fmt: skip
+    if not len(out["train"]):
+        raise DataError(f"{folder}: leaving out {', '.join(sources)} leaves no train rows")
+    return out
 
 
 def _repeat_train(data: dict[str, FeatureSet], times: int) -> dict[str, FeatureSet]:

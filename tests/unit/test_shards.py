@@ -279,3 +279,23 @@ def test_several_shard_folders_join_split_by_split_and_repeat_only_training(tmp_
                     feature_spec={**SPEC, "vision": {"dim": 9}})  # fmt: skip
     with pytest.raises(DataError, match="different feature specs"):
         load_source(f"shards:{tmp_path / 'a'},{tmp_path / 'c'}")
+
+
+def test_a_folder_can_leave_out_sources_by_id_prefix_in_every_split(tmp_path: Path) -> None:
+    """shards:DIR!SRC drops the rows whose id starts "SRC/" (a licence-clean training: no RAVDESS rows)."""
+    from qamoe.data.sources import load_source
+
+    folder = tmp_path / "affect"
+    folder.mkdir()
+    for split, n in (("train", 4), ("valid", 2), ("test", 2)):
+        parts = [_fs(n, seed=i, prefix=f"{src}/{split}") for i, src in enumerate(("ravdess", "emodb", "speech_va"))]
+        write_shard(folder / f"{split}-00000.npz", concat_featuresets(parts), split=split, feature_spec=SPEC)
+    data, _ = load_source(f"shards:{folder}!ravdess*2")
+    assert [len(data[s]) for s in ("train", "valid", "test")] == [2 * 8, 4, 4]
+    assert not any(str(i).startswith("ravdess/") for s in data for i in data[s].ids)
+    data, _ = load_source(f"shards:{folder}!ravdess!speech_va")
+    assert {str(i).split("/")[0] for i in data["train"].ids} == {"emodb"}
+    with pytest.raises(ConfigError, match="no source named"):
+        load_source(f"shards:{folder}!")
+    with pytest.raises(DataError, match="leaves no train rows"):
+        load_source(f"shards:{folder}!ravdess!emodb!speech_va")
