@@ -153,16 +153,13 @@ def record_feature_spec(engines_dir: Path) -> None:
     default, so the runtime and the model stage can check a model against what this version's extractors make."""
     from dataclasses import replace
 
-    from edge.features.spec import default_feature_spec, extractor_spec_for
-    from edge.manifest import MANIFEST_NAME, ManifestError, load_manifest, write_manifest
+    from edge.features.spec import DEFAULT_HOP_S, DEFAULT_WINDOW_S
+    from edge.manifest import MANIFEST_NAME, load_manifest, write_manifest
+    from edge.pipeline.build import engine_spec
 
     path = engines_dir / MANIFEST_NAME
     manifest = load_manifest(path, missing_ok=True)
-    try:
-        digest = str(manifest.get("qamoe").extra.get("feature_spec_digest") or "")
-    except ManifestError:
-        digest = ""
-    chosen = extractor_spec_for(digest) or default_feature_spec()
+    chosen = engine_spec(engines_dir, DEFAULT_WINDOW_S, DEFAULT_HOP_S)
     spec = chosen.to_dict()
     if manifest.sections.get("feature_spec") != spec:
         engines_dir.mkdir(parents=True, exist_ok=True)
