@@ -136,17 +136,22 @@ class Session:
         real_time_factor: float | None = None,
     ) -> None:
         messages = self.publisher.stats()
-        # the subscribers as a queue: depth = connected now, dropped = connections closed (a subscriber that
-        # stops reading is cut off by heartbeats after ~3 s and reconnects by itself; what it missed is its gap)
-        subscribers = QueueStats("heartbeat_cutoff", messages.connected, 0, messages.disconnected)
+        # the subscribers as a queue: depth = connected now, capacity = the connection cap, dropped = connections
+        # closed (a subscriber that stops reading is cut off by heartbeats after ~3 s and reconnects by itself;
+        # what it missed is its gap)
+        subscribers = QueueStats("heartbeat_cutoff", messages.connected, messages.max_connections,
+                                 messages.disconnected)
         # peers disconnected for breaking a publishing rule (edge.publish.guard): a hostile or broken subscriber
         guard = QueueStats("refuse_and_disconnect", messages.subscribers, messages.max_subscribers,
                            sum(messages.refused.values()))
+        # the port's door (edge.publish.door): depth = connections open, capacity = the count above which it
+        # shuts (0: no door, ipc:// or not Linux), dropped = times it shut
+        door = QueueStats("pause_accepts", messages.connected, messages.pause_accepts_at, messages.accept_pauses)
         stats = HealthStats(
             source_id=self.source_id,
             uptime_s=time.monotonic() - self.counters.started_mono,
             fps={k: self.counters.rate(k) for k in self.counters.fps},
-            queues={**queues, "subscribers": subscribers, "subscriber_guard": guard},
+            queues={**queues, "subscribers": subscribers, "subscriber_guard": guard, "subscriber_door": door},
             devices=dict(devices),
             messages=messages,
             asr_lag_s=asr_lag_s,

@@ -16,19 +16,28 @@ or a prefix of a `qamoe.v1.*` topic, a handful of them. So the publisher enforce
 3. At most `max_subscribers` connections that subscribe, at once; the one beyond is disconnected at its first
    subscription. (A connection that never completes the ZMTP handshake is closed by ZeroMQ after
    `handshake_ivl_ms`.)
+4. At most `max_connections` connections at once, subscribed or not (`SubscriberGuard.accepted`). A
+   connection that completes the handshake and never subscribes (a plain SUB socket does; ZeroMQ answers
+   heartbeats for it) breaks no other rule and costs a descriptor and ~20 KB inside ZeroMQ for as long as it
+   stays: 1,000 of them filled a 1024-descriptor table, after which ZeroMQ accepted nobody and spun on the
+   failing accept, and ~6,000 grew the process by 172 MB and cost a subscriber messages. The connection
+   beyond the cap makes room: the one that has gone longest without subscribing is disconnected (first in,
+   first out; a subscriber is never displaced). A newcomer is thus safe until as many newer connections have
+   arrived as there are places for silent ones, which lets a subscriber in during a reconnect storm; a time
+   grace did not (in a storm every place was younger than the grace, so each newcomer was the one cut).
 
-Why nothing is refused at accept time, before a peer has subscribed: tried (a cap on connections and a token
-bucket on accepts, each refused connection shut down as the monitor reported it, during its handshake), the
-process grew about 0.5 MB/s under a reconnect flood while Python's own allocations stayed flat (tracemalloc),
-so inside libzmq 4.3.5; the same flood judged at its first subscription stays flat, and more rule breakers
-are cut because they all reach the rule that cuts them.
+Cutting alone does not bound the connections open at once: a cut SUB socket is back 100-200 ms later, and
+ZeroMQ accepts faster than this guard cuts, so a reconnect storm kept 200-1,024 connections open (~20-50 KB of
+the process's memory each) and cost half a core. `edge.publish.door` bounds it: above
+`pause_accepts_at` open connections the port's door shuts and new connections wait in the kernel (measured in
+docs/RELIABILITY.md, "The reconnect storm").
 
-A peer that breaks rule 2 or 3 is disconnected: `shutdown(2)` on its TCP/IPC socket, whose descriptor ZeroMQ
+A peer that breaks rule 2, 3 or 4 is disconnected: `shutdown(2)` on its TCP/IPC socket, whose descriptor ZeroMQ
 reports with each subscription (`ZMQ_SRCFD`) and with each accepted connection. ZeroMQ then closes the
 connection and removes every subscription of that peer from its trie. Before the shutdown the descriptor is
 checked to be a connected socket whose local address is the publisher's own, so a descriptor number reused by
-something else is never touched. A peer that reconnects and breaks the rules again is disconnected again; each
-time counts in `refused`.
+something else is never touched; no descriptor is opened for that (a full table is when cuts matter most). A
+peer that reconnects and breaks the rules again is disconnected again; each time counts in `refused`.
 
 This module holds the rules and the bookkeeping; `edge.publish.publisher.Publisher` calls it from the thread
 that owns its socket. numpy-free, torch-free.
@@ -37,7 +46,6 @@ that owns its socket. numpy-free, torch-free.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import socket
 import time
@@ -57,6 +65,7 @@ WARN_INTERVAL_S = 10.0
 CURVE_FRAME_BYTES = 512  # the frame limit with CURVE: its handshake commands are up to ~300 bytes
 # why a peer was disconnected (the keys of `SubscriberGuard.refused_by`)
 BAD_PREFIX, TOO_MANY_SUBSCRIPTIONS, TOO_MANY_SUBSCRIBERS = "bad_prefix", "too_many_subscriptions", "too_many_subscribers"
+TOO_MANY_CONNECTIONS = "too_many_connections"
 
 
 @dataclass(frozen=True)
@@ -70,18 +79,27 @@ class SubscriberLimits:
     max_subscriptions_per_peer  subscriptions one connection may send (a subscriber needs one per topic)
     max_subscribers             connections that subscribe, at once; a further one is disconnected when it
                                 subscribes
+    max_connections             connections at once, subscribed or not; one more displaces the one that has
+                                gone longest without subscribing (rule 4). At least max_subscribers; keep it
+                                well below the process's descriptor limit (`ulimit -n`, often 1024)
     handshake_ivl_ms            a connection that has not completed the ZMTP handshake by then is closed
+    pause_accepts_at            connections open at once (cut ones not yet closed included) above which the
+                                publishing port takes no new ones until they are down to max_connections
+                                (edge.publish.door); None: twice max_connections
     """
 
     max_frame_bytes: int = 128
     max_prefix_bytes: int = 64
     max_subscriptions_per_peer: int = 32
     max_subscribers: int = 32
+    max_connections: int = 64
     handshake_ivl_ms: int = 5000
+    pause_accepts_at: int | None = None
 
     def __post_init__(self) -> None:
         for name, low, high in (("max_frame_bytes", 96, 1 << 20), ("max_prefix_bytes", 19, 4096),
                                 ("max_subscriptions_per_peer", 3, 100_000), ("max_subscribers", 1, 100_000),
+                                ("max_connections", 1, 100_000),
                                 ("handshake_ivl_ms", 100, 600_000)):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
@@ -90,6 +108,21 @@ class SubscriberLimits:
             raise PublishConfigError(
                 f"max_prefix_bytes={self.max_prefix_bytes} needs max_frame_bytes >= {self.max_prefix_bytes + 1}"
             )
+        if self.pause_accepts_at is not None and not (
+                isinstance(self.pause_accepts_at, int) and self.max_connections < self.pause_accepts_at <= 200_000):
+            raise PublishConfigError(
+                f"pause_accepts_at={self.pause_accepts_at!r}: choose an integer above max_connections="
+                f"{self.max_connections} (at most 200000), or leave it out for twice max_connections"
+            )
+        if self.max_connections < self.max_subscribers:
+            raise PublishConfigError(
+                f"max_connections={self.max_connections} < max_subscribers={self.max_subscribers}: every "
+                f"subscriber is a connection; raise max_connections to at least {self.max_subscribers}"
+            )
+
+    @property
+    def accept_pause_threshold(self) -> int:
+        return self.pause_accepts_at if self.pause_accepts_at is not None else 2 * self.max_connections
 
 
 def prefix_allowed(prefix: bytes, limit: int) -> bool:
@@ -104,18 +137,21 @@ class SubscriberGuard:
     """The rules and the per-connection bookkeeping. Not thread-safe: the publisher's socket thread calls it
     under the publisher's state lock.
 
-    `accepted(fd)` / `closed(fd)` follow the socket monitor; `subscription(fd, notice)` judges one subscription
-    message (b"\\x01" + prefix; b"\\x00" + prefix unsubscribes) and returns the reason its peer was
-    disconnected, or None. Notices and monitor events come through different sockets, so either may be read
-    first: a notice from a descriptor the monitor has not reported yet opens its entry, and one from a
-    descriptor the monitor has reported closed (a late notice of a connection that is gone) is ignored."""
+    `accepted(fd)` / `closed(fd)` follow the socket monitor (`accepted` enforces the connection cap);
+    `subscription(fd, notice)` judges one subscription message (b"\\x01" + prefix; b"\\x00" + prefix
+    unsubscribes). Both return the reason a peer was disconnected, or None. Notices and monitor events come
+    through different sockets, so either may be read first: a notice from a descriptor the monitor has not
+    reported yet opens its entry, and one from a descriptor the monitor has reported closed (a late notice of a
+    connection that is gone) is ignored."""
 
     def __init__(self, limits: SubscriberLimits, local: LocalAddress) -> None:
         self.limits = limits
         self._local = local  # the publisher's bound address: only its connections are ever disconnected
         self._peers: dict[int, Counter[str]] = {}  # fd -> counts of what it sent
+        self._silent: dict[int, None] = {}  # open, not subscribed, not cut; in the order first seen
         self._gone: set[int] = set()  # descriptors reported closed and not accepted again since
         self._subscribed: set[int] = set()  # connections that have sent a subscription the rules allow
+        self._cut: set[int] = set()  # disconnected by a rule, not reported closed yet
         self.refused_by: Counter[str] = Counter()
         self.subscriptions = 0
         self.closed_total = 0
@@ -133,13 +169,35 @@ class SubscriberGuard:
     def refused(self) -> int:
         return sum(self.refused_by.values())
 
-    def accepted(self, fd: int) -> None:
+    def _entry(self, fd: int) -> Counter[str]:
+        counts = self._peers.get(fd)
+        if counts is None:
+            counts = self._peers[fd] = Counter()
+            self._silent[fd] = None
+        return counts
+
+    def accepted(self, fd: int) -> str | None:
+        """Follow one accepted connection; one connection too many displaces one that has not subscribed
+        (rule 4): returns TOO_MANY_CONNECTIONS when it disconnected one (which one: `_displaced`)."""
         self._gone.discard(fd)
-        self._peers.setdefault(fd, Counter())  # its first notice may have been read before this event
+        self._entry(fd)  # its first notice may have been read before this event
+        open_now = len(self._peers) - len(self._cut)
+        if open_now <= self.limits.max_connections:
+            return None
+        victim = self._displaced()
+        if victim is None:  # every open connection has subscribed: rule 3 keeps them within the cap
+            return None
+        return self._refuse(victim, TOO_MANY_CONNECTIONS, f"{open_now} connections")
+
+    def _displaced(self) -> int | None:
+        """The open connection that has gone longest without subscribing (a subscriber is never displaced)."""
+        return next(iter(self._silent), None)
 
     def closed(self, fd: int) -> None:
         self._gone.add(fd)
         self._subscribed.discard(fd)
+        self._cut.discard(fd)
+        self._silent.pop(fd, None)
         if self._peers.pop(fd, None) is not None:
             self.closed_total += 1
 
@@ -150,7 +208,7 @@ class SubscriberGuard:
         self.subscriptions += 1
         if fd in self._gone:  # sent before its connection closed
             return None
-        counts = self._peers.setdefault(fd, Counter())
+        counts = self._entry(fd)
         if counts["refused"]:  # already disconnected: what it sent before that is not judged again
             return None
         counts["subscriptions"] += 1
@@ -163,12 +221,15 @@ class SubscriberGuard:
             if len(self._subscribed) >= self.limits.max_subscribers:
                 return self._refuse(fd, TOO_MANY_SUBSCRIBERS, f"{len(self._subscribed)} subscribers already")
             self._subscribed.add(fd)
+            self._silent.pop(fd, None)
         return None
 
     def _refuse(self, fd: int, reason: str, detail: str) -> str:
         self.refused_by[reason] += 1
-        self._peers.setdefault(fd, Counter())["refused"] += 1
+        self._entry(fd)["refused"] += 1
         self._subscribed.discard(fd)
+        self._silent.pop(fd, None)
+        self._cut.add(fd)
         disconnected = disconnect(fd, self._local)
         now = time.monotonic()
         if now - self._last_warning >= WARN_INTERVAL_S:
@@ -215,8 +276,10 @@ def source_fd(notice: zmq.Frame) -> int | None:
 def disconnect(fd: int, local: LocalAddress) -> bool:
     """shutdown(2) the connection on descriptor `fd` if, and only if, it is a connected socket whose local
     address is the publisher's own. ZeroMQ sees the connection end and cleans up after it. True if done."""
+    # the descriptor itself, not a duplicate: this must work when the process is out of descriptors, which is
+    # when cutting connections matters most
     try:
-        sock = socket.socket(fileno=os.dup(fd))
+        sock = socket.socket(fileno=fd)
     except OSError:  # closed meanwhile, or not a socket
         return False
     try:
@@ -228,4 +291,4 @@ def disconnect(fd: int, local: LocalAddress) -> bool:
     except OSError:
         return False
     finally:
-        sock.close()  # closes our duplicate only
+        sock.detach()  # ZeroMQ owns the descriptor: never close it

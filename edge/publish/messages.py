@@ -100,6 +100,9 @@ class PublishStats:
     refused: Mapping[str, int] = field(default_factory=dict)  # peers disconnected for breaking a rule, by rule
     subscribers: int = 0  # connections that have subscribed, now
     max_subscribers: int = 0  # the publisher's cap on them (edge.publish.guard.SubscriberLimits)
+    max_connections: int = 0  # its cap on connections, subscribed or not
+    accept_pauses: int = 0  # times its port's door shut because too many were open (edge.publish.door)
+    pause_accepts_at: int = 0  # connections open at once above which the door shuts; 0: the port has no door
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ other subscriber lose messages until a heartbeat cut it off (about 3 s per stall
 
 One thread owns the socket (`publisher-socket`). `publish()` numbers, encodes and queues a message in a bounded
 outbox and returns; the socket thread sends what is queued, then reads the subscription notices and the socket
-monitor for `edge.publish.guard` (what a peer may send, and disconnecting the ones that break the rules). Why a
+monitor for `edge.publish.guard` (what a peer may send, and disconnecting the ones that break the rules), and
+shuts the port's door while too many connections are open (`edge.publish.door`). Why a
 thread of its own: ZeroMQ takes in every waiting subscription of every peer whenever its socket is touched, and a
 flood of long random prefixes makes one such call take a second or more (issue 20). With the socket behind a
 queue, that costs the stream latency, never the caller: the pipeline's main loop never waits on the socket, so
@@ -38,9 +39,10 @@ from types import TracebackType
 from typing import Any, Self
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
+from edge.publish import xpub
 from edge.publish.config import PublisherConfig, exposure_warning
+from edge.publish.door import Door
 from edge.publish.errors import MessageError, PublishError
 from edge.publish.guard import SubscriberGuard, local_address, source_fd
 from edge.publish.messages import PublishStats
@@ -53,6 +55,7 @@ DROP_WARN_INTERVAL_S = 10.0
 OUTBOX_LIVE = 256  # messages queued for the socket thread (live: minutes of health and windows)
 OUTBOX_FAST = 8  # fast replay: publish() waits for room, as it waited for a slow subscriber before
 GUARD_BATCH = 64  # notices or monitor events read between two looks at the outbox
+MONITOR_CATCH_UP = 1024  # most monitor events read before a batch of notices is judged
 IDLE_S = 0.05  # longest sleep of the socket thread (ZeroMQ's FD is edge-triggered: look again this often)
 DRAIN_POLL_S = 0.002  # how often a full subscriber queue is looked at again while it may drain
 DRAIN_BUDGET_PER_S = 0.05  # live: seconds per second the socket thread may wait for a full queue to drain
@@ -85,6 +88,7 @@ class Publisher:
         self._socket = self._context.socket(zmq.XPUB)
         self._monitor: zmq.Socket | None = None
         self._guard: SubscriberGuard | None = None
+        self._door: Door | None = None  # shuts the port while it is crowded (edge.publish.door)
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -95,6 +99,7 @@ class Publisher:
             self._monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
             local = local_address(self.endpoint)
             self._guard = SubscriberGuard(self.config.limits, local) if local is not None else None
+            self._door = Door.for_endpoint(local, self.config.limits)
             self._thread = threading.Thread(target=self._run, name="publisher-socket", daemon=True)
             self._thread.start()  # from here on only that thread touches the socket and the monitor
         except BaseException:
@@ -206,6 +211,9 @@ class Publisher:
                 refused=dict(guard.refused_by) if guard else {},
                 subscribers=guard.subscribers if guard else 0,
                 max_subscribers=self.config.limits.max_subscribers,
+                max_connections=self.config.limits.max_connections,
+                accept_pauses=self._door.shut_count if self._door is not None else 0,
+                pause_accepts_at=self._door.close_above if self._door is not None else 0,
             )
 
     def _warn_drops(self) -> None:
@@ -299,43 +307,47 @@ class Publisher:
         except zmq.Again:
             return False
 
-    def _drain_events(self) -> bool:
-        """Follow connections from the socket monitor (inproc, never blocks). True if a full batch was read."""
-        for _ in range(GUARD_BATCH):
-            if self._monitor is None or not self._monitor.poll(0):
-                return False
-            event = recv_monitor_message(self._monitor)
-            if self._guard is None:
-                continue
+    def _drain_events(self, limit: int = GUARD_BATCH) -> bool:
+        """Follow connections from the socket monitor (inproc, never blocks). True if `limit` events were read
+        (there may be more)."""
+        events = xpub.read_events(self._monitor, limit) if self._monitor is not None else []
+        if self._guard is not None and events:
             with self._state:
-                if event["event"] == zmq.EVENT_ACCEPTED:
-                    self._guard.accepted(int(event["value"]))
-                else:
-                    self._guard.closed(int(event["value"]))
-        return True
+                for event, fd in events:
+                    if event == zmq.EVENT_ACCEPTED:
+                        self._guard.accepted(fd)
+                    else:
+                        self._guard.closed(fd)
+        if self._door is not None and self._guard is not None:  # also when idle: a shut door times out
+            self._door.follow(self._guard.connected)
+        return len(events) == limit
 
     def _drain_subscriptions(self) -> bool:
         """Read and judge (un)subscription notices; unread, they would pile up inside the socket. True if a full
         batch was read. (recv without a poll before it: a poll makes ZeroMQ take in every waiting subscription
         of every peer each time; recv does that only every 100 calls or when nothing is left.)"""
-        full = True
+        notices: list[tuple[int | None, bytes]] = []
         for _ in range(GUARD_BATCH):
             try:
                 notice = self._socket.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
-                full = False
                 break
             data = notice.bytes
             subscribe = data[:1] == b"\x01"
-            fd = source_fd(notice) if subscribe and self._guard is not None else None
-            with self._state:
+            notices.append((source_fd(notice) if subscribe and self._guard is not None else None, data))
+        if notices and self._guard is not None:
+            # the monitor's events first: ZeroMQ reports a connection closed before its descriptor can be
+            # reused, so a newcomer on a reused descriptor is judged as itself, not as the one cut before it
+            # (the connection cap cuts often: without this a subscriber could be taken for a silent one)
+            self._drain_events(MONITOR_CATCH_UP)
+        with self._state:
+            for fd, data in notices:
                 if self._guard is not None:
                     self._guard.subscription(fd, data)
-                elif subscribe:
+                elif data[:1] == b"\x01":
                     self._inproc_subscribes += 1
-        with self._state:
             self._state.notify_all()  # wait_for_subscribers
-        return full
+        return len(notices) == GUARD_BATCH
 
     # ------------------------------------------------------------------------------------------ closing
     def close(self) -> None:
@@ -359,8 +371,7 @@ class Publisher:
 
     def _teardown(self, linger_ms: int) -> None:
         if self._monitor is not None:
-            self._socket.disable_monitor()
-            self._monitor.close(linger=0)
+            xpub.close_monitor(self._monitor)
             self._monitor = None
         self._socket.close(linger=linger_ms)
         if self._auth is not None:

@@ -4,6 +4,7 @@ two helpers of the thread that owns it. (edge.publish.publisher says why each op
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from typing import Any
 
@@ -13,6 +14,8 @@ from edge.publish import curve
 from edge.publish.config import PublisherConfig
 from edge.publish.errors import PortInUseError, PublishError
 from edge.publish.guard import CURVE_FRAME_BYTES
+
+_EVENT = struct.Struct("=HI")  # a monitor event's first frame
 
 
 def configure_xpub(sock: zmq.Socket, context: zmq.Context, cfg: PublisherConfig) -> Any:
@@ -64,6 +67,35 @@ def lower_thread_priority(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     except (AttributeError, OSError):  # not Linux, or not allowed: keep the default
         pass
+
+
+def read_events(monitor: zmq.Socket, limit: int) -> list[tuple[int, int]]:
+    """Up to `limit` (event, descriptor) pairs waiting on a socket monitor, without blocking. A monitor event
+    (zmq_socket_monitor, version 1) is two frames: 16-bit event and 32-bit value, native order; then the
+    endpoint, not needed here. (zmq.utils.monitor.recv_monitor_message does the same at ~6x the cost, which
+    counts in a reconnect storm: two events per connection.)"""
+    events: list[tuple[int, int]] = []
+    while len(events) < limit:
+        try:
+            head = monitor.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            break
+        while monitor.getsockopt(zmq.RCVMORE):
+            monitor.recv()
+        event, value = _EVENT.unpack_from(head)
+        events.append((event, value))
+    return events
+
+
+def close_monitor(monitor: zmq.Socket) -> None:
+    """Close the reading end of a socket monitor, first reading what waits there (a few thousand events at
+    most). Not `disable_monitor()` on the monitored socket: libzmq 4.3.5 sends each event with a blocking send
+    under a lock that disabling takes too (and pyzmq keeps the GIL while it waits), so with ~2,000 events unread
+    (a reconnect storm while the publisher closes) the whole process hung. Read, its I/O thread goes on (the
+    socket's linger flush needs it); closing the socket and then the context takes the rest down (the context's
+    termination ends a send still waiting)."""
+    read_events(monitor, 4096)
+    monitor.close(linger=0)
 
 
 def drain_pipe(fd: int) -> None:

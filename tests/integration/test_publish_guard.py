@@ -1,6 +1,6 @@
 """The publisher's subscriber rules (`edge.publish.guard`) on their own, and on a real socket: which prefixes are
-honoured, the per-peer and connection caps, the accept rate, and that `disconnect` only ever touches a connection
-of the publisher's own port. The hostile processes against the real `qamoe-live` are in
+honoured, the per-peer, subscriber and connection caps (which connection the connection cap displaces), and that
+`disconnect` only ever touches a connection of the publisher's own port. The hostile processes against the real `qamoe-live` are in
 tests/faults/test_hostile_subscribers.py."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import zmq
@@ -17,6 +19,7 @@ from edge.publish.errors import PublishConfigError
 from edge.publish.examples import example_health
 from edge.publish.guard import (
     BAD_PREFIX,
+    TOO_MANY_CONNECTIONS,
     TOO_MANY_SUBSCRIBERS,
     TOO_MANY_SUBSCRIPTIONS,
     LocalAddress,
@@ -28,6 +31,7 @@ from edge.publish.guard import (
 )
 from edge.publish.wire import TOPICS
 from tests.integration.test_sources_worker import wait_for
+from tests.support.live_fixtures import REPO
 
 ANY_PORT = "tcp://127.0.0.1:0"
 
@@ -114,6 +118,42 @@ def test_subscription_and_subscriber_caps(peers: _Peers) -> None:
     assert guard.connected == 1 and not _cut(fds[1][1])
 
 
+def test_the_connection_cap_displaces_the_longest_silent_connection_never_a_subscriber(peers: _Peers) -> None:
+    limits = SubscriberLimits(max_subscribers=2, max_connections=3)
+    guard = SubscriberGuard(limits, LocalAddress("tcp", peers.port))
+    sub, silent_old, silent_new = (peers.connect() for _ in range(3))
+    assert guard.accepted(sub[0]) is None and guard.subscription(sub[0], b"\x01") is None
+    assert guard.accepted(silent_old[0]) is None
+    assert guard.accepted(silent_new[0]) is None  # 3 connections: at the cap, nobody is cut
+    # one too many: the connection that has gone longest without subscribing goes; the subscriber, older
+    # still, stays, and so does the newcomer
+    fourth = peers.connect()
+    assert guard.accepted(fourth[0]) == TOO_MANY_CONNECTIONS and _cut(silent_old[1])
+    assert not _cut(sub[1]) and not _cut(silent_new[1]) and not _cut(fourth[1])
+    # a connection cut but not yet reported closed no longer counts: the next one displaces the next silent one
+    fifth = peers.connect()
+    assert guard.accepted(fifth[0]) == TOO_MANY_CONNECTIONS and _cut(silent_new[1])
+    assert not _cut(fourth[1]) and not _cut(fifth[1])
+    assert guard.subscription(fourth[0], b"\x01qamoe.v1.health") is None  # a newcomer subscribes: it is safe
+    sixth = peers.connect()
+    assert guard.accepted(sixth[0]) == TOO_MANY_CONNECTIONS and _cut(fifth[1]) and not _cut(fourth[1])
+    assert guard.refused_by == {TOO_MANY_CONNECTIONS: 3}
+    for cut in (silent_old, silent_new, fifth):
+        guard.closed(cut[0])
+    assert guard.connected == 3 and guard.subscribers == 2
+
+
+def test_a_full_house_of_subscribers_is_not_displaced(peers: _Peers) -> None:
+    guard = SubscriberGuard(SubscriberLimits(max_subscribers=2, max_connections=2), LocalAddress("tcp", peers.port))
+    subs = [peers.connect() for _ in range(2)]
+    for fd, _ in subs:
+        assert guard.accepted(fd) is None and guard.subscription(fd, b"\x01") is None
+    late = peers.connect()
+    assert guard.subscription(late[0], b"\x01") == TOO_MANY_SUBSCRIBERS  # its notice before its accept
+    assert guard.accepted(late[0]) is None  # already cut: it does not count, and no subscriber is displaced
+    assert not any(_cut(c) for _, c in subs) and _cut(late[1])
+
+
 def test_notices_and_monitor_events_in_either_order(peers: _Peers) -> None:
     guard = SubscriberGuard(SubscriberLimits(max_subscribers=1), LocalAddress("tcp", peers.port))
     fd, _ = peers.connect()
@@ -137,6 +177,37 @@ def test_disconnect_touches_only_connections_of_our_port(peers: _Peers, tmp_path
     assert not disconnect(10_000, LocalAddress("tcp", peers.port))  # not open
     assert not _cut(client)
     assert disconnect(fd, LocalAddress("tcp", peers.port)) and _cut(client)
+    os.fstat(fd)  # shut down, never closed: the descriptor is ZeroMQ's
+
+
+_OUT_OF_DESCRIPTORS = """
+import resource, socket, sys
+from edge.publish.guard import LocalAddress, disconnect
+listener = socket.create_server(("127.0.0.1", 0))
+client = socket.create_connection(listener.getsockname())
+server, _ = listener.accept()
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+held = []
+try:
+    while True:
+        held.append(socket.socket())
+except OSError:
+    pass
+ok = disconnect(server.fileno(), LocalAddress("tcp", listener.getsockname()[1]))
+client.settimeout(2.0)
+try:
+    print(ok, client.recv(1) == b"")
+except TimeoutError:
+    print(ok, False)
+"""
+
+
+def test_disconnect_works_when_the_process_is_out_of_descriptors() -> None:
+    """When the table is full is when connections must be cut: `disconnect` needs no descriptor of its own."""
+    done = subprocess.run([sys.executable, "-c", _OUT_OF_DESCRIPTORS], check=False, capture_output=True, text=True,
+                          timeout=30, cwd=REPO)
+    assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
 
 
 def test_local_address_of_endpoints() -> None:
@@ -147,7 +218,8 @@ def test_local_address_of_endpoints() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"max_frame_bytes": 10}, {"max_prefix_bytes": 200, "max_frame_bytes": 128},
-                                 {"max_subscribers": 0}, {"max_subscriptions_per_peer": 1}, {"handshake_ivl_ms": 1}])
+                                 {"max_subscribers": 0}, {"max_subscriptions_per_peer": 1}, {"handshake_ivl_ms": 1},
+                                 {"max_connections": 16}, {"max_connections": 0}])
 def test_limits_are_validated(bad: dict) -> None:
     with pytest.raises(PublishConfigError):
         SubscriberLimits(**bad)
@@ -191,3 +263,68 @@ def test_an_oversize_subscription_never_reaches_the_publisher() -> None:
         s.close(linger=0)
         monitor.close(linger=0)
         ctx.term()
+
+
+def test_on_a_real_socket_silent_connections_cannot_keep_a_subscriber_out() -> None:
+    """Plain SUB sockets that connect and never subscribe stay connected for good (ZeroMQ answers heartbeats
+    for them); over the connection cap, each newcomer displaces one, and a subscriber gets in."""
+    limits = SubscriberLimits(max_subscribers=4, max_connections=8)
+    ctx = zmq.Context()
+    with Publisher(PublisherConfig(endpoint=ANY_PORT, limits=limits)) as pub:
+        silent = []
+        for _ in range(12):
+            s = ctx.socket(zmq.SUB)
+            s.setsockopt(zmq.RECONNECT_IVL, 1000)  # come back, but not in a storm
+            s.connect(pub.endpoint)
+            silent.append(s)
+        assert wait_for(lambda: pub.stats().refused.get(TOO_MANY_CONNECTIONS, 0) >= 4, 5.0), pub.stats()
+        assert pub.stats().connected <= 8 + 4  # the cap, plus cuts ZeroMQ has not reported closed yet
+        good = ctx.socket(zmq.SUB)
+        good.setsockopt(zmq.SUBSCRIBE, b"qamoe.v1.health")
+        good.setsockopt(zmq.RECONNECT_IVL, 10)
+        good.connect(pub.endpoint)
+
+        def admitted() -> bool:
+            # a SUB socket sends its subscriptions again after a reconnect only once its own thread touches it
+            good.getsockopt(zmq.EVENTS)
+            return pub.stats().subscribers == 1
+
+        # (not wait_for_subscribers: it counts the subscriptions of connections cut before they were judged)
+        assert wait_for(admitted, 10.0), pub.stats()
+        got = []
+        for _ in range(10):
+            seq = pub.publish(example_health())
+            assert good.poll(2000), f"the subscriber lost message {seq}"
+            got.append(json.loads(good.recv_multipart()[1])["seq"])
+        assert got == list(range(got[0], got[0] + 10)) and pub.stats().subscribers == 1
+        for s in (*silent, good):
+            s.close(linger=0)
+    ctx.term()
+
+
+# The publisher's socket thread stops reading its socket monitor (as when it has stopped, during close) while
+# connections keep coming: each is two monitor events, and at ~2,000 unread libzmq 4.3.5's I/O thread waits in a
+# blocking send, holding a lock that disable_monitor() takes too: close() used to hang the whole process there.
+CLOSE_IN_A_STORM = r"""
+import socket, time
+from edge.publish import Publisher, PublisherConfig
+pub = Publisher(PublisherConfig(endpoint="tcp://127.0.0.1:0"))
+pub._drain_events = lambda *args, **kwargs: False  # nobody reads the monitor any more
+port = int(pub.endpoint.rpartition(":")[2])
+done = streak = 0
+while done < 1200 and streak < 3:  # until ZeroMQ stops accepting (its I/O thread waits) or 1,200 went by
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        done, streak = done + 1, 0
+    except OSError:
+        streak += 1
+started = time.monotonic()
+pub.close()
+print("closed after", done, "connections in", round(time.monotonic() - started, 2), "s")
+"""
+
+
+def test_close_does_not_hang_with_thousands_of_monitor_events_unread() -> None:
+    out = subprocess.run([sys.executable, "-c", CLOSE_IN_A_STORM], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0 and "closed after" in out.stdout, (out.stdout, out.stderr[-2000:])
