@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import nats
-import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from edge.publish import Publisher, PublisherConfig
