@@ -217,3 +217,31 @@ def test_corpus_config_errors_are_still_value_errors() -> None:
     for cls in QAMOE_ERRORS + EDGE_ERRORS:
         if cls.__name__.endswith("ConfigError"):
             assert issubclass(cls, ValueError), _name(cls)
+
+
+def test_a_tool_stopped_by_sigterm_runs_its_cleanup_and_exits_143(tmp_path: Path) -> None:
+    """SIGTERM reaches a tool's main like Ctrl-C: `finally` blocks run (a corpus build stops its worker pool
+    and keeps its shards), one line on stderr, no traceback, exit 143; the caller's handler is put back."""
+    import subprocess
+    import sys
+
+    done = tmp_path / "cleaned-up"
+    script = f"""
+import os, signal, sys, time
+from qamoe.cli import run_main
+
+def main():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+    finally:
+        open({str(done)!r}, "w").close()
+
+code = run_main(main)
+assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+sys.exit(code)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip() == "terminated" and done.is_file()
