@@ -15,7 +15,7 @@ of 0 (every clip of target >= 0, a hashed share of the negative ones; `qamoe.cor
 test splits whole; train on it instead of `--out`.
 The data is research data with its own licences (../shared/data/affect/README.md): `--out` must lie outside
 the tracked files (`runs/` is gitignored). Exit codes: 0 ok, 2 bad options or engines not built, 3 data
-missing or unreadable, 130 interrupted.
+missing or unreadable, 130 interrupted, 143 terminated.
 """
 
 from __future__ import annotations

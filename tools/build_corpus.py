@@ -23,7 +23,8 @@ Output in --out (never inside the repository's tracked files: the labels are res
 spec in their metadata; `corpus.json` (construction parameters, git commit, bank, counts, timing);
 `provenance.jsonl` (per sample: voice, text source and ASR transcript, vision window); `skipped.json`;
 `extract.json` (options a resumed run must match). Resumable like tools/extract_features.py.
-Exit codes: 0 ok, 2 bad options or engines not built, 3 bad label file or output folder, 130 interrupted.
+Exit codes: 0 ok, 2 bad options or engines not built, 3 bad label file or output folder, 130 interrupted,
+143 terminated.
 
 The library code: `qamoe.corpus.plan` (per-sample planning), `qamoe.corpus.jobs` (synthesis and
 extraction, worker processes), `qamoe/corpus/build_io.py` (label rows, face bank, the build loop, corpus.json)

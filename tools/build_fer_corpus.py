@@ -13,7 +13,7 @@ again. `--balanced-out DIR` then writes a second folder for training: the train 
 mean target of 0 (every happy and neutral photo, a hashed share of the negative ones; `qamoe.corpus.balance`)
 and the valid and test splits whole; train on it instead of `--out` (`shards:...,DIR`). FER2013 is research data of unclear licence (../shared/data/affect/README.md): `--out` must lie outside
 the tracked files (`runs/` is gitignored). Exit codes: 0 ok, 2 bad options or engines not built, 3 data
-missing or unreadable, 130 interrupted.
+missing or unreadable, 130 interrupted, 143 terminated.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ Resumable: the shards are the record of what is done. A re-run skips clips alrea
 already listed in skipped.json (unless --retry-skipped), and appends to each split's last, partly filled
 shard. The open shard is rewritten every --checkpoint-every clips and on Ctrl-C, so a crash loses at most
 that many clips. Exit codes: 0 ok (even with skipped clips), 2 bad options or engines not built, 3 bad
-label file or output folder, 130 interrupted.
+label file or output folder, 130 interrupted, 143 terminated.
 """
 
 from __future__ import annotations
