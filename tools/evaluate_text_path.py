@@ -25,10 +25,11 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 from qamoe.checkpoint import load_checkpoint
 from qamoe.corpus.extract_io import run_tool
 from qamoe.data.shards import read_shards
+from qamoe.errors import ConfigError
 from qamoe.evaluation import predict
 from qamoe.metrics import regression_metrics
 
-SPLITS = {"test": "gold text", "test_asr": "ASR text"}
+SPLITS = {"test": "gold text", "test_asr": "ASR text", "valid": "valid (selection only)"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -36,14 +37,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
     p.add_argument("--corpus", type=Path, required=True, help="the folder of tools/build_corpus.py")
     p.add_argument("--checkpoint", type=Path, nargs="+", required=True)
+    p.add_argument("--splits", default="test,test_asr",
+                   help="comma-separated: test, test_asr (report); valid (to compare candidates while choosing)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
 
 def main(args: argparse.Namespace) -> int:
-    data = {split: read_shards(args.corpus, split=split)[0] for split in SPLITS}
-    header = " | ".join(f"{d} {what}" for what in SPLITS.values() for d in ("MOSEI", "MOSI"))
-    print(f"Non0 Acc-2 / MAE / r\n\n| checkpoint | {header} |\n|---|" + "---|" * 2 * len(SPLITS))
+    splits = [s for s in args.splits.split(",") if s]
+    if not splits or any(s not in SPLITS for s in splits):
+        raise ConfigError(f"--splits {args.splits!r}: use a comma-separated subset of {','.join(SPLITS)}")
+    data = {split: read_shards(args.corpus, split=split)[0] for split in splits}
+    header = " | ".join(f"{d} {SPLITS[s]}" for s in splits for d in ("MOSEI", "MOSI"))
+    print(f"Non0 Acc-2 / MAE / r\n\n| checkpoint | {header} |\n|---|" + "---|" * 2 * len(splits))
     for ck in args.checkpoint:
         model, _ = load_checkpoint(ck)
         cells = []

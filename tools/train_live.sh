@@ -1,25 +1,55 @@
 #!/usr/bin/env bash
-# Train the shipped live checkpoint and the baselines on the live-feature corpus (docs/MODEL_CARD.md).
+# Train the shipped live checkpoint and the baselines on the live-feature corpora (docs/MODEL_CARD.md).
 #
-#   bash tools/train_live.sh                       # corpus in runs/corpus, checkpoints in runs/live
-#   CORPUS=DIR OUT=DIR EPOCHS=5 SEEDS="0 1 2" METHODS="qamoe early_fusion" EXTRA=... bash tools/train_live.sh
+#   bash tools/train_live.sh                       # MOSI/MOSEI + affect corpora, checkpoints in runs/live
+#   bash tools/train_live.sh --permissive          # without RAVDESS (CC BY-NC-SA) and FER2013 (licence unclear)
+#   bash tools/train_live.sh --dry-run             # print the trainings, run nothing
+#   CORPUS=DIR AFFECT=DIR OUT=DIR EPOCHS=5 SEEDS="0 1 2" METHODS="qamoe early_fusion" EXTRA=... bash tools/train_live.sh
 #
-# Every method gets the same corpus (train + train_raw twins), the same width (d_model 32, expert_hidden 48:
-# the size whose ONNX graph meets the 0.3 ms CPU budget, docs/BENCHMARKS.md), the same epochs and seeds, and
-# is selected on the valid split (mean of clean and spectrum-corrupted validation MAE). Two trainings run at
-# a time with one torch thread each (on a 2-core machine that beats one run with two threads).
+# Data: the MOSI/MOSEI corpus (tools/build_corpus.py: train + train_raw twins, valid, test) joined with the
+# affect corpus (tools/build_affect_corpus.py --balanced-out: real emotional speech, its training rows repeated
+# AFFECT_REPEAT times); AFFECT= (empty) trains on MOSI/MOSEI alone. --permissive leaves out, in every split,
+# the rows of the sources whose licence forbids commercial use or is unclear (qamoe/data/sources.py, DIR!SRC).
+# Every method gets the same data, the same width (d_model 32, expert_hidden 48: the size whose ONNX graph
+# meets the 0.3 ms CPU budget, docs/BENCHMARKS.md), the same epochs and seeds, and is selected on the valid
+# split: the mean of clean and spectrum-corrupted validation MAE, averaged per source (SELECT_BY=source: the
+# 200 RAVDESS/EmoDB valid clips weigh as much as MOSEI's 1,800; SELECT_BY=rows weighs every row alike). Two
+# trainings run at a time with one torch thread each (on a 2-core machine that beats one run with two
+# threads) when they fit in memory (PARALLEL=1|2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CORPUS=${CORPUS:-runs/corpus}
-OUT=${OUT:-runs/live}
-EPOCHS=${EPOCHS:-5}
+PERMISSIVE=0
+DRY_RUN=0
+for arg in "$@"; do
+  case "$arg" in
+    --permissive) PERMISSIVE=1 ;;
+    --dry-run) DRY_RUN=1 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "train_live.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+CORPUS=${CORPUS:-runs/corpus-v2}
+AFFECT=${AFFECT-runs/affect-v2-bal}
+AFFECT_REPEAT=${AFFECT_REPEAT:-8}
+LEAVE_OUT=""
+[ "$PERMISSIVE" = 1 ] && LEAVE_OUT="!ravdess!fer"
+OUT=${OUT:-runs/live$([ "$PERMISSIVE" = 1 ] && echo -permissive || true)}
+EPOCHS=${EPOCHS:-12}
 SEEDS=${SEEDS:-"0 1 2"}
 METHODS=${METHODS:-"qamoe qamoe_no_quality_gate early_fusion late_fusion"}
 # EXTRA: more ModelConfig overrides for every method, e.g. EXTRA=absent_variance=learned (the recipe of the
 # retired live_v1 weights, trained before the absent-modality variance bound existed; docs/MODEL_CARD.md)
 DIMS="d_model=32,expert_hidden=48${EXTRA:+,$EXTRA}"
+SELECT_BY=${SELECT_BY:-source}
 PY=${PY:-.venv/bin/python}
-mkdir -p "$OUT"
+DATA="shards:$CORPUS$LEAVE_OUT${AFFECT:+,$AFFECT$LEAVE_OUT*$AFFECT_REPEAT}"
+# One training reads its corpus whole (~10 GB with the voice encoder's columns): two at once only with room
+PARALLEL=${PARALLEL:-$([ "$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo)" -ge 26 ] && echo 2 || echo 1)}
+for dir in "$CORPUS" ${AFFECT:+"$AFFECT"}; do
+  [ -d "$dir" ] || { echo "train_live.sh: $dir not found: build it first (docs/CORPUS.md, \"Commands\")" >&2; exit 2; }
+done
+echo "data: $DATA -> $OUT (${EPOCHS} epochs, $PARALLEL at a time)"
+[ "$DRY_RUN" = 1 ] || mkdir -p "$OUT"
 
 jobs=()
 for seed in $SEEDS; do for method in $METHODS; do jobs+=("$method:$seed"); done; done
@@ -28,10 +58,13 @@ for job in "${jobs[@]}"; do
   method=${job%%:*}; seed=${job##*:}
   if [ -f "$OUT/$method-s$seed/config.json" ]; then echo "have $OUT/$method-s$seed"; continue; fi
   echo "train $method seed $seed -> $OUT/$method-s$seed"
-  "$PY" tools/train.py --data "shards:$CORPUS" --model "$method[$DIMS]" --seed "$seed" --epochs "$EPOCHS" \
-      --threads 1 --out "$OUT/$method-s$seed" > "$OUT/$method-s$seed.log" 2>&1 &
+  args=(tools/train.py --data "$DATA" --model "$method[$DIMS]" --seed "$seed" --epochs "$EPOCHS"
+        --select-by "$SELECT_BY" --threads 1 --out "$OUT/$method-s$seed")
+  if [ "$DRY_RUN" = 1 ]; then echo "$PY ${args[*]}"; continue; fi
+  "$PY" "${args[@]}" > "$OUT/$method-s$seed.log" 2>&1 &
   running=$((running + 1))
-  if [ "$running" -ge 2 ]; then wait -n; running=$((running - 1)); fi
+  if [ "$running" -ge "$PARALLEL" ]; then wait -n; running=$((running - 1)); fi
 done
 wait
+[ "$DRY_RUN" = 1 ] && exit 0
 echo "done: $(ls -d "$OUT"/*/ | wc -l) checkpoints in $OUT"
