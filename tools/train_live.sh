@@ -39,7 +39,10 @@ SEEDS=${SEEDS:-"0 1 2"}
 METHODS=${METHODS:-"qamoe qamoe_no_quality_gate early_fusion late_fusion"}
 # EXTRA: more ModelConfig overrides for every method, e.g. EXTRA=absent_variance=learned (the recipe of the
 # retired live_v1 weights, trained before the absent-modality variance bound existed; docs/MODEL_CARD.md)
-DIMS="d_model=32,expert_hidden=48${EXTRA:+,$EXTRA}"
+# WIDTH: the model's width for every method (the wider d_model=64,expert_hidden=96 kept the text path within
+# a point of a text-only model when trained with the affect rows: docs/results/affect/summary.md)
+WIDTH=${WIDTH:-d_model=32,expert_hidden=48}
+DIMS="$WIDTH${EXTRA:+,$EXTRA}"
 SELECT_BY=${SELECT_BY:-source}
 PY=${PY:-.venv/bin/python}
 DATA="shards:$CORPUS$LEAVE_OUT${AFFECT:+,$AFFECT$LEAVE_OUT*$AFFECT_REPEAT}"
