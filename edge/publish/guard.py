@@ -16,15 +16,21 @@ or a prefix of a `qamoe.v1.*` topic, a handful of them. So the publisher enforce
 3. At most `max_subscribers` connections that subscribe, at once; the one beyond is disconnected at its first
    subscription. (A connection that never completes the ZMTP handshake is closed by ZeroMQ after
    `handshake_ivl_ms`.)
-4. At most `max_connections` connections at once, subscribed or not (`SubscriberGuard.accepted`). A
-   connection that completes the handshake and never subscribes (a plain SUB socket does; ZeroMQ answers
-   heartbeats for it) breaks no other rule and costs a descriptor and ~20 KB inside ZeroMQ for as long as it
-   stays: 1,000 of them filled a 1024-descriptor table, after which ZeroMQ accepted nobody and spun on the
-   failing accept, and ~6,000 grew the process by 172 MB and cost a subscriber messages. The connection
-   beyond the cap makes room: the one that has gone longest without subscribing is disconnected (first in,
-   first out; a subscriber is never displaced). A newcomer is thus safe until as many newer connections have
-   arrived as there are places for silent ones, which lets a subscriber in during a reconnect storm; a time
-   grace did not (in a storm every place was younger than the grace, so each newcomer was the one cut).
+4. At most `max_connections` connections at once, subscribed or not. A connection that completes the
+   handshake and never subscribes (a plain SUB socket does; ZeroMQ answers heartbeats for it) breaks no other
+   rule and costs a descriptor and ~20 KB inside ZeroMQ for as long as it stays: 1,000 of them filled a
+   1024-descriptor table, after which ZeroMQ accepted nobody and spun on the failing accept, and ~6,000 grew
+   the process by 172 MB and cost a subscriber messages. Beyond the cap the connection that has gone longest
+   without subscribing is disconnected (first in, first out; a subscriber is never displaced). When:
+   `SubscriberGuard.enforce`, once per turn of the publisher's loop, after the subscriptions that have
+   arrived are judged, so a newcomer whose subscription is in is never taken for a silent one; on each
+   accepted connection only above `accept_pause_threshold` (where the port's door shuts; without a door,
+   ipc:// or not Linux, that is what bounds a burst). Cutting at each accept (before the loop had read the
+   newcomer's subscription) let a burst of connections, a reconnect storm let in at once when the door opens,
+   displace a subscriber 26 ms after its handshake, and in one CI run a subscriber did not get in for 8 s. A
+   time grace did worse either way: cutting the newcomer when every place was younger than the grace cut each
+   newcomer in a storm, and keeping the young (150 ms) slowed the turnover of places so much that a
+   subscriber waiting at the shut door did not get in at all in 2 of 5 runs of 1,200 silent peers.
 
 Cutting alone does not bound the connections open at once: a cut SUB socket is back 100-200 ms later, and
 ZeroMQ accepts faster than this guard cuts, so a reconnect storm kept 200-1,024 connections open (~20-50 KB of
@@ -177,21 +183,28 @@ class SubscriberGuard:
         return counts
 
     def accepted(self, fd: int) -> str | None:
-        """Follow one accepted connection; one connection too many displaces one that has not subscribed
-        (rule 4): returns TOO_MANY_CONNECTIONS when it disconnected one (which one: `_displaced`)."""
+        """Follow one accepted connection. Above accept_pause_threshold open connections, it displaces the
+        one that has gone longest without subscribing at once; below, the publisher's loop brings the count
+        down to max_connections (`enforce`) once the notices that have arrived are judged (rule 4). Returns
+        TOO_MANY_CONNECTIONS if it disconnected one."""
         self._gone.discard(fd)
         self._entry(fd)  # its first notice may have been read before this event
-        open_now = len(self._peers) - len(self._cut)
-        if open_now <= self.limits.max_connections:
-            return None
-        victim = self._displaced()
-        if victim is None:  # every open connection has subscribed: rule 3 keeps them within the cap
-            return None
-        return self._refuse(victim, TOO_MANY_CONNECTIONS, f"{open_now} connections")
+        return self._displace_down_to(self.limits.accept_pause_threshold)
 
-    def _displaced(self) -> int | None:
-        """The open connection that has gone longest without subscribing (a subscriber is never displaced)."""
-        return next(iter(self._silent), None)
+    def enforce(self) -> str | None:
+        """Rule 4: while more than max_connections are open, disconnect the one that has gone longest without
+        subscribing (a subscriber is never displaced). Judge the notices that have arrived first. Returns
+        TOO_MANY_CONNECTIONS if it disconnected any."""
+        return self._displace_down_to(self.limits.max_connections)
+
+    def _displace_down_to(self, limit: int) -> str | None:
+        reason = None
+        while (open_now := len(self._peers) - len(self._cut)) > limit:
+            victim = next(iter(self._silent), None)
+            if victim is None:  # every open connection has subscribed: rule 3 keeps them within the cap
+                break
+            reason = self._refuse(victim, TOO_MANY_CONNECTIONS, f"{open_now} connections")
+        return reason
 
     def closed(self, fd: int) -> None:
         self._gone.add(fd)

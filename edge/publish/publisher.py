@@ -254,6 +254,7 @@ class Publisher:
                 if stopping:
                     return
                 busy = self._drain_events() | self._drain_subscriptions()
+                self._enforce_cap()
                 if not busy:
                     waiter.poll(IDLE_S * 1000)
                     drain_pipe(self._wake_r)
@@ -318,9 +319,19 @@ class Publisher:
                         self._guard.accepted(fd)
                     else:
                         self._guard.closed(fd)
-        if self._door is not None and self._guard is not None:  # also when idle: a shut door times out
-            self._door.follow(self._guard.connected)
+            if self._door is not None:  # after each batch: a burst of accepts shuts it as soon as it is seen
+                self._door.follow(self._guard.connected)
         return len(events) == limit
+
+    def _enforce_cap(self) -> None:
+        """The connection cap (rule 4 of edge.publish.guard), then the port's door: every turn of the loop, after
+        the notices that have arrived are judged, and also when idle (a shut door times out)."""
+        if self._guard is None:
+            return
+        with self._state:
+            self._guard.enforce()
+        if self._door is not None:
+            self._door.follow(self._guard.connected)
 
     def _drain_subscriptions(self) -> bool:
         """Read and judge (un)subscription notices; unread, they would pile up inside the socket. True if a full

@@ -29,6 +29,10 @@ class SubscriberConfig:
     receive_hwm: int = 1000
     reconnect_ivl_ms: int = 100  # ZeroMQ's retry interval while the publisher is not (yet) there
     reconnect_ivl_max_ms: int = 0  # > 0: the interval doubles per failed try up to this (capped backoff)
+    # A connection whose ZMTP handshake has not finished by then is dropped and tried afresh. A publisher under
+    # a reconnect storm keeps newcomers waiting half-open at its port's door (edge.publish.door), and a waiting
+    # TCP connection retries ever more rarely (0.2, 0.4, 0.8, 1.6, 3.2 s apart); a fresh one retries at once.
+    handshake_ivl_ms: int = 1500
     curve_server_public_key_file: Path | None = None
     curve_client_secret_key_file: Path | None = None
 
@@ -45,6 +49,8 @@ class SubscriberConfig:
                 f"reconnect_ivl_max_ms={self.reconnect_ivl_max_ms}: choose 0 (no backoff) or "
                 f"reconnect_ivl_ms-600000 ms"
             )
+        if not 100 <= self.handshake_ivl_ms <= 600_000:
+            raise PublishConfigError(f"handshake_ivl_ms={self.handshake_ivl_ms}: choose 100-600000 ms")
         if self.receive_hwm < 1:
             raise PublishConfigError(f"receive_hwm={self.receive_hwm}: choose at least 1 message")
         if (self.curve_server_public_key_file is None) != (self.curve_client_secret_key_file is None):
@@ -80,6 +86,7 @@ class Subscriber:
         self._socket.setsockopt(zmq.RCVHWM, cfg.receive_hwm)
         self._socket.setsockopt(zmq.RECONNECT_IVL, cfg.reconnect_ivl_ms)
         self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, cfg.reconnect_ivl_max_ms)
+        self._socket.setsockopt(zmq.HANDSHAKE_IVL, cfg.handshake_ivl_ms)
         if parse_endpoint(cfg.endpoint).is_ipv6:
             self._socket.setsockopt(zmq.IPV6, 1)
         if cfg.curve_server_public_key_file is not None and cfg.curve_client_secret_key_file is not None:

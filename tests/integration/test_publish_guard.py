@@ -128,19 +128,45 @@ def test_the_connection_cap_displaces_the_longest_silent_connection_never_a_subs
     # one too many: the connection that has gone longest without subscribing goes; the subscriber, older
     # still, stays, and so does the newcomer
     fourth = peers.connect()
-    assert guard.accepted(fourth[0]) == TOO_MANY_CONNECTIONS and _cut(silent_old[1])
+    assert guard.accepted(fourth[0]) is None  # below the door's threshold the cut waits for the loop's turn
+    assert guard.enforce() == TOO_MANY_CONNECTIONS and _cut(silent_old[1])
     assert not _cut(sub[1]) and not _cut(silent_new[1]) and not _cut(fourth[1])
     # a connection cut but not yet reported closed no longer counts: the next one displaces the next silent one
     fifth = peers.connect()
-    assert guard.accepted(fifth[0]) == TOO_MANY_CONNECTIONS and _cut(silent_new[1])
+    assert guard.accepted(fifth[0]) is None and guard.enforce() == TOO_MANY_CONNECTIONS and _cut(silent_new[1])
     assert not _cut(fourth[1]) and not _cut(fifth[1])
     assert guard.subscription(fourth[0], b"\x01qamoe.v1.health") is None  # a newcomer subscribes: it is safe
     sixth = peers.connect()
-    assert guard.accepted(sixth[0]) == TOO_MANY_CONNECTIONS and _cut(fifth[1]) and not _cut(fourth[1])
+    assert guard.accepted(sixth[0]) is None and guard.enforce() == TOO_MANY_CONNECTIONS
+    assert _cut(fifth[1]) and not _cut(fourth[1])
     assert guard.refused_by == {TOO_MANY_CONNECTIONS: 3}
     for cut in (silent_old, silent_new, fifth):
         guard.closed(cut[0])
     assert guard.connected == 3 and guard.subscribers == 2
+
+
+def test_a_burst_of_connections_does_not_displace_a_newcomer_whose_subscription_is_in(peers: _Peers) -> None:
+    """A burst of connections (a reconnect storm let in at once when the port's door opens) arrives faster than
+    the publisher's loop turns: accepting them cuts nobody until the count is above the door's threshold,
+    and the loop's `enforce` runs after the subscriptions that have arrived are judged, so a newcomer that
+    subscribed inside the burst is a subscriber, not the oldest silent connection."""
+    limits = SubscriberLimits(max_subscribers=2, max_connections=2, pause_accepts_at=5)
+    guard = SubscriberGuard(limits, LocalAddress("tcp", peers.port))
+    old, newcomer = peers.connect(), peers.connect()
+    burst = [peers.connect() for _ in range(3)]
+    for fd, _ in (old, newcomer, *burst):
+        assert guard.accepted(fd) is None  # 5 open: at the door's threshold, nobody is cut yet
+    assert guard.subscription(newcomer[0], b"\x01qamoe.v1.sentiment") is None  # its notice, read this turn
+    assert guard.enforce() == TOO_MANY_CONNECTIONS  # the turn's end: down to the cap, silent ones first in
+    assert _cut(old[1]) and _cut(burst[0][1]) and _cut(burst[1][1])
+    assert not _cut(newcomer[1]) and not _cut(burst[2][1]) and guard.enforce() is None
+    # above the threshold a connection displaces the oldest silent one at once, whatever the loop does
+    more = [peers.connect() for _ in range(4)]
+    for fd, _ in more:
+        guard.accepted(fd)
+    assert _cut(burst[2][1]) and not _cut(newcomer[1])  # 6 open at more[3]: the oldest silent one went
+    assert not any(_cut(c) for _, c in more)
+    assert guard.refused_by[TOO_MANY_CONNECTIONS] == 4
 
 
 def test_a_full_house_of_subscribers_is_not_displaced(peers: _Peers) -> None:
