@@ -6,6 +6,7 @@ wait for it with `Publisher.wait_for_subscribers` instead of sleeping a guessed 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -258,3 +259,25 @@ def test_subscriber_rejects_foreign_frames() -> None:
         with pytest.raises(MessageError):
             decode(frames)
     assert zmq.has("curve")
+
+
+def test_a_subscriber_gives_up_a_stalled_handshake_and_connects_afresh() -> None:
+    """A publisher's port whose door is shut (edge.publish.door) leaves a connection half-open, and its TCP
+    retries back off to seconds; the subscriber drops a handshake that has not finished within
+    handshake_ivl_ms and connects again. Here a listener accepts and never speaks ZMTP: a second connection
+    must come within a few handshake intervals (ZeroMQ's default would wait 30 s)."""
+    with pytest.raises(PublishConfigError, match="handshake_ivl_ms"):
+        SubscriberConfig(handshake_ivl_ms=10)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(5.0)
+        endpoint = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+        with Subscriber(SubscriberConfig(endpoint=endpoint, handshake_ivl_ms=300)):
+            first, _ = listener.accept()
+            t0 = time.monotonic()
+            second, _ = listener.accept()  # socket.timeout (a failure) if it never comes back
+            waited = time.monotonic() - t0
+            first.close()
+            second.close()
+    assert 0.2 <= waited <= 2.0, waited
