@@ -6,7 +6,6 @@ is a socket filter); the storm it is for is in tests/faults/test_hostile_subscri
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 
@@ -16,9 +15,9 @@ import zmq
 from edge.publish import Publisher, PublisherConfig
 from edge.publish.door import MAX_SHUT_S, MIN_SHUT_S, Door, find_listener
 from edge.publish.errors import PublishConfigError
-from edge.publish.examples import example_health
 from edge.publish.guard import TOO_MANY_CONNECTIONS, LocalAddress, SubscriberLimits
 from tests.integration.test_sources_worker import wait_for
+from tests.support.admission import admit_subscriber, assert_ten_gap_free
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the door is a Linux socket filter")
 
@@ -124,21 +123,8 @@ def test_a_crowded_publisher_shuts_its_door_and_a_subscriber_still_gets_everythi
         assert wait_for(lambda: pub.stats().accept_pauses >= 1, 5.0), pub.stats()
         assert pub.stats().pause_accepts_at == 8  # what health shows as the subscriber_door queue's capacity
         assert pub.stats().refused.get(TOO_MANY_CONNECTIONS, 0) > 0
-        good = ctx.socket(zmq.SUB)
-        good.setsockopt(zmq.SUBSCRIBE, b"qamoe.v1.health")
-        good.connect(pub.endpoint)
-
-        def admitted() -> bool:
-            good.getsockopt(zmq.EVENTS)  # a SUB socket resends its subscription only when its thread touches it
-            return pub.stats().subscribers == 1
-
-        assert wait_for(admitted, 10.0), pub.stats()
-        got = []
-        for _ in range(10):
-            seq = pub.publish(example_health())
-            assert good.poll(2000), f"the subscriber lost message {seq}"
-            got.append(json.loads(good.recv_multipart()[1])["seq"])
-        assert got == list(range(got[0], got[0] + 10))
+        good = admit_subscriber(ctx, pub, reconnect_ivl_ms=100)
+        assert_ten_gap_free(pub, good)
         for s in (*silent, good):
             s.close(linger=0)
     ctx.term()

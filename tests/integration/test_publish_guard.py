@@ -31,6 +31,7 @@ from edge.publish.guard import (
 )
 from edge.publish.wire import TOPICS
 from tests.integration.test_sources_worker import wait_for
+from tests.support.admission import admit_subscriber, assert_ten_gap_free
 from tests.support.live_fixtures import REPO
 
 ANY_PORT = "tcp://127.0.0.1:0"
@@ -305,24 +306,9 @@ def test_on_a_real_socket_silent_connections_cannot_keep_a_subscriber_out() -> N
             silent.append(s)
         assert wait_for(lambda: pub.stats().refused.get(TOO_MANY_CONNECTIONS, 0) >= 4, 5.0), pub.stats()
         assert pub.stats().connected <= 8 + 4  # the cap, plus cuts ZeroMQ has not reported closed yet
-        good = ctx.socket(zmq.SUB)
-        good.setsockopt(zmq.SUBSCRIBE, b"qamoe.v1.health")
-        good.setsockopt(zmq.RECONNECT_IVL, 10)
-        good.connect(pub.endpoint)
-
-        def admitted() -> bool:
-            # a SUB socket sends its subscriptions again after a reconnect only once its own thread touches it
-            good.getsockopt(zmq.EVENTS)
-            return pub.stats().subscribers == 1
-
-        # (not wait_for_subscribers: it counts the subscriptions of connections cut before they were judged)
-        assert wait_for(admitted, 10.0), pub.stats()
-        got = []
-        for _ in range(10):
-            seq = pub.publish(example_health())
-            assert good.poll(2000), f"the subscriber lost message {seq}"
-            got.append(json.loads(good.recv_multipart()[1])["seq"])
-        assert got == list(range(got[0], got[0] + 10)) and pub.stats().subscribers == 1
+        good = admit_subscriber(ctx, pub)
+        assert_ten_gap_free(pub, good)
+        assert pub.stats().subscribers == 1
         for s in (*silent, good):
             s.close(linger=0)
     ctx.term()
