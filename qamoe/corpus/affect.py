@@ -9,8 +9,9 @@ The emotion -> valence map (docs/CORPUS.md, "Real emotional speech", gives the r
   emotion      happy  calm  neutral  boredom  sad   fearful  angry  disgust  surprised
   valence      +2.0   +1.0   0.0     -0.5     -2.0  -1.5     -2.0   -2.0     (left out)
 
-on the circumplex placements of Russell (1980) and the valence ratings of the RAVDESS validation study (happy
-and calm above the midpoint, neutral at it, the four negative emotions below it, boredom slightly below).
+on the circumplex placements of Russell (1980) (happy and calm above the midpoint, neutral at it, the four
+negative emotions below it, boredom slightly below). RAVDESS's validation study rated each recording's
+emotional category, intensity and genuineness, not its valence, so it gives no valence to map onto.
 Surprise is left out: its valence depends on its cause and the recordings do not say it. RAVDESS's "normal"
 intensity scales the target by 0.75 ("strong": 1.0), a milder expression of the same emotion; EmoDB has no
 intensity. The 47 speech_va clips carry annotated valence in [-1, 1]: target = 3 x valence; they are report
