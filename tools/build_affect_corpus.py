@@ -12,7 +12,9 @@ Labels: the emotion -> valence map and the speaker splits of `qamoe.corpus.affec
 label, split, what the ASR heard), `skipped.json`, `extract.json`. Resumable: made clips are not made again.
 `--balanced-out DIR` then writes a second folder for training: the train split label-balanced to a mean target
 of 0 (every clip of target >= 0, a hashed share of the negative ones; `qamoe.corpus.balance`) and the valid and
-test splits whole; train on it instead of `--out`.
+test splits whole; train on it instead of `--out`. `--valence calm=0.5` (repeatable) writes that view under
+another emotion -> valence map, every split relabelled from the clips' names before the balance (to measure a
+map against the default without rebuilding: docs/results/affect/summary.md, "Calm").
 The data is research data with its own licences (../shared/data/affect/README.md): `--out` must lie outside
 the tracked files (`runs/` is gitignored). Exit codes: 0 ok, 2 bad options or engines not built, 3 data
 missing or unreadable, 130 interrupted, 143 terminated.
@@ -32,7 +34,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 
 from edge.features.spec import default_feature_spec
 from qamoe import __version__
-from qamoe.corpus.affect import DATASETS, read_clips
+from qamoe.corpus.affect import DATASETS, VALENCE, parse_valence_overrides, read_clips, relabel
 from qamoe.corpus.affect_build import build
 from qamoe.corpus.balance import write_balanced
 from qamoe.corpus.extract_io import add_shard_args, make_extractors, run_tool
@@ -49,6 +51,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="worker processes (each: Whisper on one thread)")
     p.add_argument("--limit", type=int, help="make at most N clips in this run (the rest on a re-run)")
     p.add_argument("--balanced-out", type=Path, help="also write the label-balanced training view here")
+    p.add_argument("--valence", action="append", default=[], metavar="EMOTION=V",
+                   help="the balanced view under another emotion -> valence map (repeatable, e.g. calm=0.5; "
+                        "the corpus itself keeps the map of qamoe.corpus.affect.VALENCE); needs --balanced-out")
     add_shard_args(p, "clips")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -59,6 +64,9 @@ def main(args: argparse.Namespace) -> int:
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     if args.workers < 1 or args.shard_size < 1 or args.checkpoint_every < 1 or (args.limit or 0) < 0:
         raise ConfigError("--workers, --shard-size and --checkpoint-every must be >= 1 and --limit >= 0")
+    overrides = parse_valence_overrides(args.valence)
+    if overrides and args.balanced_out is None:
+        raise ConfigError("--valence relabels the balanced view: pass --balanced-out DIR with it")
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     clips = read_clips(args.affect, datasets)
     spec = default_feature_spec(voice_encoder=args.voice_encoder)
@@ -71,8 +79,12 @@ def main(args: argparse.Namespace) -> int:
                    shard_size=args.shard_size, checkpoint_every=args.checkpoint_every, created_by=created_by,
                    spec=spec)  # fmt: skip
     if args.balanced_out is not None:
-        balanced = write_balanced(args.out, args.balanced_out, created_by=f"{created_by} --balanced-out",
-                                  shard_size=args.shard_size)  # fmt: skip
+        map_note = "".join(f" --valence {k}={v:g}" for k, v in overrides.items())
+        balanced = write_balanced(args.out, args.balanced_out, created_by=f"{created_by} --balanced-out{map_note}",
+                                  shard_size=args.shard_size,
+                                  relabel=(lambda ids, labels: relabel(ids, labels, overrides)) if overrides else None)
+        for emotion, v in overrides.items():
+            print(f"balanced view: {emotion} -> {v:g} (the corpus: {VALENCE[emotion]:g})")
         print(f"balanced view in {args.balanced_out}: " + ", ".join(f"{k} {v}" for k, v in balanced.items()))
     print(f"made {counts['made']} clip(s) in {time.perf_counter() - t0:.1f} s; {counts['done_before']} made or "
           f"skipped before; {counts['skipped']} skipped in all (skipped.json); shards in {args.out}")

@@ -32,6 +32,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from qamoe.errors import ConfigError, DataError
 
 DATASETS = ("ravdess", "emodb", "speech_va")
@@ -79,6 +81,40 @@ def valence_of(emotion: str, *, strong: bool = True) -> float:
     if emotion not in VALENCE:
         raise ConfigError(f"emotion {emotion!r} has no valence in the map (left out: {', '.join(LEFT_OUT)})")
     return VALENCE[emotion] * (1.0 if strong else NORMAL_INTENSITY_SCALE)
+
+
+def parse_valence_overrides(items: Iterable[str]) -> dict[str, float]:
+    """`EMOTION=VALUE` strings (e.g. "calm=0.5") -> {emotion: strong-intensity valence}, for trying another map
+    on a built corpus (`relabel`); ConfigError for an unknown emotion or a value outside [-3, 3]."""
+    out = {}
+    for item in items:
+        emotion, sep, value = item.partition("=")
+        try:
+            v = float(value)
+        except ValueError:
+            v = float("nan")
+        if not sep or emotion not in VALENCE or not -3.0 <= v <= 3.0:
+            raise ConfigError(f"--valence {item!r}: write EMOTION=VALUE, EMOTION one of {', '.join(VALENCE)}, "
+                              f"VALUE in [-3, 3] (e.g. calm=0.5)")
+        out[emotion] = v
+    return out
+
+
+def relabel(ids: Iterable[str], labels: np.ndarray, overrides: dict[str, float]) -> np.ndarray:
+    """The labels of a built affect corpus's rows (`ids`: their clip keys) under the map with `overrides`
+    applied: a row whose emotion is overridden gets the new valence (scaled for RAVDESS's normal intensity as
+    the build does), every other row keeps its label. Only the clip's own name decides (never its label)."""
+    out = np.array(labels, np.float32, copy=True)
+    for i, key in enumerate(ids):
+        dataset, _, stem = str(key).partition("/")
+        emotion, strong = "", True
+        if dataset == "ravdess" and (m := _RAVDESS_NAME.fullmatch(stem)) is not None:
+            emotion, strong = RAVDESS_EMOTIONS.get(m.group(1), ""), m.group(2) == "02"
+        elif dataset == "emodb" and (e := _EMODB_NAME.fullmatch(stem)) is not None:
+            emotion = EMODB_EMOTIONS.get(e.group(3), "")
+        if emotion in overrides:
+            out[i] = overrides[emotion] * (1.0 if strong else NORMAL_INTENSITY_SCALE)
+    return out
 
 
 def ravdess_clip(path: Path) -> AffectClip | None:

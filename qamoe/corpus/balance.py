@@ -17,7 +17,9 @@ bank's pairing); choosing evaluation rows by it is not.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +45,11 @@ def select_balanced(ids: np.ndarray, labels: np.ndarray, target_mean: float = 0.
     return keep
 
 
-def write_balanced(src: Path, out: Path, *, created_by: str, shard_size: int = 500,
-                   target_mean: float = 0.0) -> dict[str, int]:  # fmt: skip
+def write_balanced(src: Path, out: Path, *, created_by: str, shard_size: int = 500, target_mean: float = 0.0,
+                   relabel: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> dict[str, int]:  # fmt: skip
     """`out` gets `src`'s train split balanced (`select_balanced`) and its valid and test splits whole (the
-    trainer's data source reads all three); returns counts per split."""
+    trainer's data source reads all three); returns counts per split. `relabel(ids, labels)`: new labels for
+    every split's rows first (another emotion -> valence map, qamoe.corpus.affect.relabel), then the balance."""
     if out.resolve() == src.resolve():
         raise ConfigError(f"--balanced-out {out} must differ from --out: the balanced view is a second folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -57,6 +60,8 @@ def write_balanced(src: Path, out: Path, *, created_by: str, shard_size: int = 5
         fs, meta = read_shards(src, split=split)
         if len(fs) == 0:
             raise DataError(f"{src} has no {split} shards: build the corpus first")
+        if relabel is not None:
+            fs = dataclasses.replace(fs, labels=relabel(fs.ids, fs.labels))
         if split == "train":
             fs = fs.subset(np.flatnonzero(select_balanced(fs.ids, fs.labels, target_mean)))
         for k, start in enumerate(range(0, len(fs), shard_size)):

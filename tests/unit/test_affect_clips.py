@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qamoe.corpus.affect import (
@@ -112,3 +113,21 @@ def test_affect_rows_measure_the_face_targets_from_the_label_classes() -> None:
     assert row["auc"] == pytest.approx(0.75)  # 1.2 beats both negatives, 0.4 beats one
     assert row["happy_mean"] == pytest.approx(0.8) and row["neutral_abs"] == pytest.approx(0.1)
     assert row["met"] == {"auc": False, "happy_mean": False, "neutral_abs": True}
+
+
+def test_another_valence_map_relabels_from_the_clip_names_alone() -> None:
+    from qamoe.corpus.affect import parse_valence_overrides, relabel
+
+    ids = np.array(["ravdess/03-01-02-02-01-01-03", "ravdess/03-01-02-01-01-01-03", "ravdess/03-01-03-02-01-01-03",
+                    "emodb/03a01Nc", "emodb/03a01Fa", "speech_va/clip7"])
+    labels = np.array([1.0, 0.75, 2.0, 0.0, 2.0, 1.2], np.float32)
+    overrides = parse_valence_overrides(["calm=0.5", "neutral=-0.25"])
+    assert overrides == {"calm": 0.5, "neutral": -0.25}
+    new = relabel(ids, labels, overrides)
+    # strong calm, normal calm (x 0.75), happy kept, EmoDB neutral, EmoDB happy kept, a continuous clip kept
+    assert new.tolist() == pytest.approx([0.5, 0.375, 2.0, -0.25, 2.0, 1.2])
+    # the labels given play no part: shuffled labels, the overridden rows come out the same
+    assert relabel(ids, labels[::-1], overrides)[[0, 1, 3]].tolist() == pytest.approx([0.5, 0.375, -0.25])
+    for bad in (["calm"], ["joy=1"], ["calm=4"], ["calm=x"]):
+        with pytest.raises(ConfigError, match="EMOTION=VALUE"):
+            parse_valence_overrides(bad)
