@@ -12,7 +12,8 @@ Labels: the emotion -> valence map and the speaker splits of `qamoe.corpus.affec
 label, split, what the ASR heard), `skipped.json`, `extract.json`. Resumable: made clips are not made again.
 `--balanced-out DIR` then writes a second folder for training: the train split label-balanced to a mean target
 of 0 (every clip of target >= 0, a hashed share of the negative ones; `qamoe.corpus.balance`) and the valid and
-test splits whole; train on it instead of `--out`. `--valence calm=0.5` (repeatable) writes that view under
+test splits whole, every label from the current emotion -> valence map (so a corpus built under an earlier map
+needs no rebuild); train on it instead of `--out`. `--valence calm=0.5` (repeatable) writes that view under
 another emotion -> valence map, every split relabelled from the clips' names before the balance (to measure a
 map against the default without rebuilding: docs/results/affect/summary.md, "Calm").
 The data is research data with its own licences (../shared/data/affect/README.md): `--out` must lie outside
@@ -82,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
         map_note = "".join(f" --valence {k}={v:g}" for k, v in overrides.items())
         balanced = write_balanced(args.out, args.balanced_out, created_by=f"{created_by} --balanced-out{map_note}",
                                   shard_size=args.shard_size,
-                                  relabel=(lambda ids, labels: relabel(ids, labels, overrides)) if overrides else None)
+                                  relabel=lambda ids, labels: relabel(ids, labels, overrides))
         for emotion, v in overrides.items():
             print(f"balanced view: {emotion} -> {v:g} (the corpus: {VALENCE[emotion]:g})")
         print(f"balanced view in {args.balanced_out}: " + ", ".join(f"{k} {v}" for k, v in balanced.items()))

@@ -29,7 +29,7 @@ for arg in "$@"; do
   esac
 done
 CORPUS=${CORPUS:-runs/corpus-v2}
-AFFECT=${AFFECT-runs/affect-v2-bal}
+AFFECT=${AFFECT-runs/affect-v2-bal0}  # the balanced view under the current map (calm at 0)
 AFFECT_REPEAT=${AFFECT_REPEAT:-8}
 LEAVE_OUT=""
 [ "$PERMISSIVE" = 1 ] && LEAVE_OUT="!ravdess!fer"

@@ -7,11 +7,14 @@ speaker. Nothing here reads audio: `qamoe.corpus.affect_build` takes the clips t
 The emotion -> valence map (docs/CORPUS.md, "Real emotional speech", gives the reasons):
 
   emotion      happy  calm  neutral  boredom  sad   fearful  angry  disgust  surprised
-  valence      +2.0   +1.0   0.0     -0.5     -2.0  -1.5     -2.0   -2.0     (left out)
+  valence      +2.0    0.0   0.0     -0.5     -2.0  -1.5     -2.0   -2.0     (left out)
 
-on the circumplex placements of Russell (1980) (happy and calm above the midpoint, neutral at it, the four
-negative emotions below it, boredom slightly below). RAVDESS's validation study rated each recording's
-emotional category, intensity and genuineness, not its valence, so it gives no valence to map onto.
+after the circumplex placements of Russell (1980) (happy above the midpoint, neutral at it, the four negative
+emotions below it, boredom slightly below). Calm is at the midpoint, not above it (+1.0 until 2026-12-06): as a
+target, calm's mild pleasantness taught the voice path "low arousal means positive", and RAVDESS's neutral and
+sad voices read positive; measured against +1.0 and +0.5 in docs/results/affect/summary.md ("Calm"). Calm
+still counts on the positive side of the issue's AUC (POSITIVE). RAVDESS's validation study rated each
+recording's emotional category, intensity and genuineness, not its valence, so it gives no valence to map onto.
 Surprise is left out: its valence depends on its cause and the recordings do not say it. RAVDESS's "normal"
 intensity scales the target by 0.75 ("strong": 1.0), a milder expression of the same emotion; EmoDB has no
 intensity. The 47 speech_va clips carry annotated valence in [-1, 1]: target = 3 x valence; they are report
@@ -38,7 +41,7 @@ from qamoe.errors import ConfigError, DataError
 
 DATASETS = ("ravdess", "emodb", "speech_va")
 VALENCE = {
-    "happy": 2.0, "calm": 1.0, "neutral": 0.0, "boredom": -0.5,
+    "happy": 2.0, "calm": 0.0, "neutral": 0.0, "boredom": -0.5,
     "sad": -2.0, "fearful": -1.5, "angry": -2.0, "disgust": -2.0,
 }  # fmt: skip
 LEFT_OUT = ("surprised",)
@@ -100,10 +103,12 @@ def parse_valence_overrides(items: Iterable[str]) -> dict[str, float]:
     return out
 
 
-def relabel(ids: Iterable[str], labels: np.ndarray, overrides: dict[str, float]) -> np.ndarray:
-    """The labels of a built affect corpus's rows (`ids`: their clip keys) under the map with `overrides`
-    applied: a row whose emotion is overridden gets the new valence (scaled for RAVDESS's normal intensity as
-    the build does), every other row keeps its label. Only the clip's own name decides (never its label)."""
+def relabel(ids: Iterable[str], labels: np.ndarray, overrides: dict[str, float] | None = None) -> np.ndarray:
+    """The labels of a built affect corpus's rows (`ids`: their clip keys) under this module's map (VALENCE)
+    with `overrides` applied: every RAVDESS and EmoDB row gets its emotion's valence (scaled for RAVDESS's
+    normal intensity as the build does), from the clip's own name alone (never its label); rows of continuous
+    annotation (speech_va) keep theirs. A corpus built under an earlier map thus trains under the current one."""
+    valence = {**VALENCE, **(overrides or {})}
     out = np.array(labels, np.float32, copy=True)
     for i, key in enumerate(ids):
         dataset, _, stem = str(key).partition("/")
@@ -112,8 +117,8 @@ def relabel(ids: Iterable[str], labels: np.ndarray, overrides: dict[str, float])
             emotion, strong = RAVDESS_EMOTIONS.get(m.group(1), ""), m.group(2) == "02"
         elif dataset == "emodb" and (e := _EMODB_NAME.fullmatch(stem)) is not None:
             emotion = EMODB_EMOTIONS.get(e.group(3), "")
-        if emotion in overrides:
-            out[i] = overrides[emotion] * (1.0 if strong else NORMAL_INTENSITY_SCALE)
+        if emotion in valence:
+            out[i] = valence[emotion] * (1.0 if strong else NORMAL_INTENSITY_SCALE)
     return out
 
 
