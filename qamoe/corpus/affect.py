@@ -103,6 +103,20 @@ def parse_valence_overrides(items: Iterable[str]) -> dict[str, float]:
     return out
 
 
+def emotion_and_intensity(key: str) -> tuple[str, bool]:
+    """The emotion a clip id names and whether at strong intensity (RAVDESS's "02"; EmoDB's always); ("",
+    True) for the continuous clips and ids of no corpus; DataError for a malformed RAVDESS or EmoDB name."""
+    dataset, _, stem = key.partition("/")
+    if dataset == "ravdess":
+        m = _RAVDESS_NAME.fullmatch(stem)
+        if m is None or m.group(1) not in RAVDESS_EMOTIONS:
+            raise DataError(f"{key} is not a RAVDESS speech clip id (ravdess/03-01-EE-II-SS-RR-AA)")
+        return RAVDESS_EMOTIONS[m.group(1)], m.group(2) == "02"
+    if dataset == "emodb":
+        return emodb_clip(Path(f"{stem}.wav")).emotion, True
+    return "", True
+
+
 def relabel(ids: Iterable[str], labels: np.ndarray, overrides: dict[str, float] | None = None) -> np.ndarray:
     """The labels of a built affect corpus's rows (`ids`: their clip keys) under this module's map (VALENCE)
     with `overrides` applied: every RAVDESS and EmoDB row gets its emotion's valence (scaled for RAVDESS's
@@ -111,12 +125,7 @@ def relabel(ids: Iterable[str], labels: np.ndarray, overrides: dict[str, float] 
     valence = {**VALENCE, **(overrides or {})}
     out = np.array(labels, np.float32, copy=True)
     for i, key in enumerate(ids):
-        dataset, _, stem = str(key).partition("/")
-        emotion, strong = "", True
-        if dataset == "ravdess" and (m := _RAVDESS_NAME.fullmatch(stem)) is not None:
-            emotion, strong = RAVDESS_EMOTIONS.get(m.group(1), ""), m.group(2) == "02"
-        elif dataset == "emodb" and (e := _EMODB_NAME.fullmatch(stem)) is not None:
-            emotion = EMODB_EMOTIONS.get(e.group(3), "")
+        emotion, strong = emotion_and_intensity(str(key))
         if emotion in valence:
             out[i] = valence[emotion] * (1.0 if strong else NORMAL_INTENSITY_SCALE)
     return out

@@ -18,12 +18,11 @@ value per class (happy +2, neutral 0, the negative classes below 0):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qamoe.corpus.affect import NEGATIVE, POSITIVE, emodb_clip, ravdess_clip
+from qamoe.corpus.affect import NEGATIVE, POSITIVE, emotion_and_intensity
 from qamoe.fidelity import spearman
 from qamoe.metrics import auc, pearson
 
@@ -34,13 +33,7 @@ DATASETS = ("ravdess", "emodb", "speech_va", "fer2013")
 
 def emotion_of(key: str) -> str:
     """The emotion a clip id names ("" for the continuous clips)."""
-    dataset, _, name = key.partition("/")
-    if dataset == "ravdess":
-        clip = ravdess_clip(Path(f"{name}.flac"))
-        return clip.emotion if clip is not None else "surprised"
-    if dataset == "emodb":
-        return emodb_clip(Path(f"{name}.flac")).emotion
-    return ""
+    return emotion_and_intensity(key)[0]
 
 
 def affect_rows(ids: np.ndarray, valence: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
