@@ -10,6 +10,8 @@ training shards, one window per clip, split by speaker (docs/CORPUS.md, "Real em
 Labels: the emotion -> valence map and the speaker splits of `qamoe.corpus.affect`. Output: shards
 `<split>-NNNNN.npz` for `tools/train.py --data shards:OUT`, `provenance.jsonl` (per clip: speaker, emotion,
 label, split, what the ASR heard), `skipped.json`, `extract.json`. Resumable: made clips are not made again.
+`--lead-in S` puts S seconds of silence before each clip (what a microphone open before the speech hears; the
+default 0 is a clip that starts the stream: `qamoe.corpus.affect_build`).
 `--balanced-out DIR` then writes a second folder for training: the train split label-balanced to a mean target
 of 0 (every clip of target >= 0, a hashed share of the negative ones; `qamoe.corpus.balance`) and the valid and
 test splits whole, every label from the current emotion -> valence map (so a corpus built under an earlier map
@@ -55,6 +57,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--valence", action="append", default=[], metavar="EMOTION=V",
                    help="the balanced view under another emotion -> valence map (repeatable, e.g. calm=0.5; "
                         "the corpus itself keeps the map of qamoe.corpus.affect.VALENCE); needs --balanced-out")
+    p.add_argument("--lead-in", type=float, default=0.0, metavar="S",
+                   help="seconds of silence before each clip, as an open microphone hears before speech "
+                        "(0: the clip starts the stream; 4.5: the gap of tools/evaluate_affect_live.py)")
     add_shard_args(p, "clips")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -65,6 +70,8 @@ def main(args: argparse.Namespace) -> int:
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     if args.workers < 1 or args.shard_size < 1 or args.checkpoint_every < 1 or (args.limit or 0) < 0:
         raise ConfigError("--workers, --shard-size and --checkpoint-every must be >= 1 and --limit >= 0")
+    if not 0 <= args.lead_in <= 30:
+        raise ConfigError(f"--lead-in {args.lead_in}: use 0 to 30 seconds (4.5 matches the live evaluation)")
     overrides = parse_valence_overrides(args.valence)
     if overrides and args.balanced_out is None:
         raise ConfigError("--valence relabels the balanced view: pass --balanced-out DIR with it")
@@ -74,11 +81,13 @@ def main(args: argparse.Namespace) -> int:
     make_extractors(True, spec)  # fail here, with the fix, if the engines are not built (not in each worker)
     options = {"datasets": sorted(datasets), "transcripts": "asr", "feature_spec_digest": spec.digest,
                "shard_size": args.shard_size}  # fmt: skip
+    if args.lead_in:  # recorded only when set, so folders built before the option resume as they were
+        options["lead_in_s"] = args.lead_in
     created_by = f"tools/build_affect_corpus.py qamoe-live {__version__} git {git_commit()}"
     t0 = time.perf_counter()
     counts = build(clips, args.out, workers=args.workers, limit=args.limit, options=options,
                    shard_size=args.shard_size, checkpoint_every=args.checkpoint_every, created_by=created_by,
-                   spec=spec)  # fmt: skip
+                   spec=spec, lead_in_s=args.lead_in)  # fmt: skip
     if args.balanced_out is not None:
         map_note = "".join(f" --valence {k}={v:g}" for k, v in overrides.items())
         balanced = write_balanced(args.out, args.balanced_out, created_by=f"{created_by} --balanced-out{map_note}",

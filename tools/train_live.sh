@@ -4,12 +4,15 @@
 #   bash tools/train_live.sh                       # MOSI/MOSEI + affect corpora, checkpoints in runs/live
 #   bash tools/train_live.sh --permissive          # without RAVDESS (CC BY-NC-SA) and FER2013 (licence unclear)
 #   bash tools/train_live.sh --dry-run             # print the trainings, run nothing
-#   CORPUS=DIR AFFECT=DIR OUT=DIR EPOCHS=5 SEEDS="0 1 2" METHODS="qamoe early_fusion" EXTRA=... bash tools/train_live.sh
+#   CORPUS=DIR AFFECT=DIR[,DIR] OUT=DIR EPOCHS=5 SEEDS="0 1 2" METHODS="qamoe early_fusion" EXTRA=... \
+#       bash tools/train_live.sh
 #
 # Data: the MOSI/MOSEI corpus (tools/build_corpus.py: train + train_raw twins, valid, test) joined with the
-# affect corpus (tools/build_affect_corpus.py --balanced-out: real emotional speech, its training rows repeated
-# AFFECT_REPEAT times); AFFECT= (empty) trains on MOSI/MOSEI alone. --permissive leaves out, in every split,
-# the rows of the sources whose licence forbids commercial use or is unclear (qamoe/data/sources.py, DIR!SRC).
+# affect corpus (tools/build_affect_corpus.py --balanced-out: real emotional speech) in two views, each clip
+# starting the stream and after 4.5 s of silence (--lead-in 4.5; docs/CORPUS.md, "Lead-in"), each view's
+# training rows repeated AFFECT_REPEAT times; AFFECT= (empty) trains on MOSI/MOSEI alone. --permissive leaves
+# out, in every split, the rows of the sources whose licence forbids commercial use or is unclear
+# (qamoe/data/sources.py, DIR!SRC).
 # Every method gets the same data, the same width (d_model 32, expert_hidden 48: the size whose ONNX graph
 # meets the 0.3 ms CPU budget, docs/BENCHMARKS.md), the same epochs and seeds, and is selected on the valid
 # split: the mean of clean and spectrum-corrupted validation MAE, averaged per source (SELECT_BY=source: the
@@ -24,13 +27,15 @@ for arg in "$@"; do
   case "$arg" in
     --permissive) PERMISSIVE=1 ;;
     --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "train_live.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
 CORPUS=${CORPUS:-runs/corpus-v2}
-AFFECT=${AFFECT-runs/affect-v2-bal0}  # the balanced view under the current map (calm at 0)
-AFFECT_REPEAT=${AFFECT_REPEAT:-8}
+# the balanced views under the current map (calm at 0), without and with the lead-in
+AFFECT=${AFFECT-runs/affect-v2-bal0,runs/affect-v2-lead-bal0}
+AFFECT_REPEAT=${AFFECT_REPEAT:-4}  # x the two views: every clip 8 times per epoch
+IFS=, read -ra AFFECT_DIRS <<< "$AFFECT"
 LEAVE_OUT=""
 [ "$PERMISSIVE" = 1 ] && LEAVE_OUT="!ravdess!fer"
 OUT=${OUT:-runs/live$([ "$PERMISSIVE" = 1 ] && echo -permissive || true)}
@@ -45,10 +50,11 @@ WIDTH=${WIDTH:-d_model=32,expert_hidden=48}
 DIMS="$WIDTH${EXTRA:+,$EXTRA}"
 SELECT_BY=${SELECT_BY:-source}
 PY=${PY:-.venv/bin/python}
-DATA="shards:$CORPUS$LEAVE_OUT${AFFECT:+,$AFFECT$LEAVE_OUT*$AFFECT_REPEAT}"
+DATA="shards:$CORPUS$LEAVE_OUT"
+for dir in "${AFFECT_DIRS[@]}"; do DATA+=",$dir$LEAVE_OUT*$AFFECT_REPEAT"; done
 # One training reads its corpus whole (~10 GB with the voice encoder's columns): two at once only with room
 PARALLEL=${PARALLEL:-$([ "$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo)" -ge 26 ] && echo 2 || echo 1)}
-for dir in "$CORPUS" ${AFFECT:+"$AFFECT"}; do
+for dir in "$CORPUS" "${AFFECT_DIRS[@]}"; do
   [ -d "$dir" ] || { echo "train_live.sh: $dir not found: build it first (docs/CORPUS.md, \"Commands\")" >&2; exit 2; }
 done
 echo "data: $DATA -> $OUT (${EPOCHS} epochs, $PARALLEL at a time)"

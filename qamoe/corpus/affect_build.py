@@ -3,6 +3,13 @@ its text from the live ASR on that audio (what the runtime would see), vision ab
 only: the live path of `qamoe-live --camera none`). One window per clip, the one that ends with its speech
 (`qamoe.corpus.offline.extract_clip`). Labels and splits: `qamoe.corpus.affect`.
 
+Lead-in (`lead_in_s`). A clip fed alone starts the stream: the window's early audio slots are masked and the
+voice encoder's first blocks see less than its 4 s context, as in the first seconds after `qamoe-live` starts.
+A microphone that has been open for a while instead hears something before the speech. `lead_in_s` > 0 puts
+that many seconds of digital silence before the clip's samples (the gap `tools/evaluate_affect_live.py` plays
+between clips), so every audio slot of the window is present and every encoder block has its full context;
+window and stats times stay in the clip's own time (docs/CORPUS.md, "Lead-in").
+
 No input depends on the label: the audio is the clip, the text is what the ASR hears in it, vision is masked;
 the label only goes into the shard's label column (tests/integration/test_affect_corpus.py).
 
@@ -23,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.asr import load_audio_16k
 from edge.features.spec import FeatureSpec, default_feature_spec
+from edge.vocab import SAMPLE_RATE
 from qamoe.corpus.affect import AffectClip
 from qamoe.corpus.extract_io import (
     ShardSet,
@@ -54,27 +63,45 @@ class ClipResult:
     seconds: float = 0.0
 
 
-def make_clip(path_and_key: tuple[str, str]) -> ClipResult:
+@dataclass(frozen=True)
+class ClipJob:
+    """One clip to make: its file, its key, the seconds of silence before it (0: the clip starts the stream)."""
+
+    path: str
+    key: str
+    lead_in_s: float = 0.0
+
+
+def with_lead_in(pcm: np.ndarray, lead_in_s: float) -> np.ndarray:
+    """`lead_in_s` seconds of digital silence, then the clip (16 kHz mono float32)."""
+    return np.concatenate([np.zeros(round(lead_in_s * SAMPLE_RATE), np.float32), pcm])
+
+
+def make_clip(job: ClipJob) -> ClipResult:
     """The clip's window through the live extractors (`init_worker(asr=True, ...)` first)."""
-    path, key = path_and_key
     t0 = time.perf_counter()
     try:
-        clip = extract_clip(None, path, ASR, spec=extractors().feature_spec(), extractors=extractors())
+        audio = with_lead_in(load_audio_16k(job.path), job.lead_in_s) if job.lead_in_s else job.path
+        clip = extract_clip(None, audio, ASR, spec=extractors().feature_spec(), extractors=extractors())
     except CLIP_ERRORS as e:
-        return ClipResult(key, error=f"{type(e).__name__}: {e}")
+        return ClipResult(job.key, error=f"{type(e).__name__}: {e}")
     streams = {name: (s.values, s.mask) for name, s in clip.streams.items()}
-    return ClipResult(key, streams=streams, transcript=clip.transcript,
-                      window_end_s=round(clip.stats.window_end_s, 3), duration_s=round(clip.stats.duration_s, 3),
+    return ClipResult(job.key, streams=streams, transcript=clip.transcript,
+                      window_end_s=round(clip.stats.window_end_s - job.lead_in_s, 3),
+                      duration_s=round(clip.stats.duration_s - job.lead_in_s, 3),
                       seconds=time.perf_counter() - t0)  # fmt: skip
 
 
-def run_clips(clips: list[AffectClip], workers: int, voice_encoder: bool = False) -> Iterator[ClipResult]:
+def run_clips(clips: list[AffectClip], workers: int, voice_encoder: bool = False,
+              lead_in_s: float = 0.0) -> Iterator[ClipResult]:
     """Results in the order of `clips` (shards are the same with 1 or N workers)."""
-    yield from run_jobs(make_clip, [(str(c.path), c.key) for c in clips], workers, True, voice_encoder)
+    jobs = [ClipJob(str(c.path), c.key, lead_in_s) for c in clips]
+    yield from run_jobs(make_clip, jobs, workers, True, voice_encoder)
 
 
 def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None, options: dict,
-          shard_size: int, checkpoint_every: int, created_by: str, spec: FeatureSpec | None = None) -> dict[str, int]:
+          shard_size: int, checkpoint_every: int, created_by: str, spec: FeatureSpec | None = None,
+          lead_in_s: float = 0.0) -> dict[str, int]:
     """Make the clips not yet in a shard of `out` (at most `limit` this run); returns counts made/skipped/done."""
     out.mkdir(parents=True, exist_ok=True)
     check_run_options(out, options)
@@ -90,7 +117,7 @@ def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None
     made = 0
     try:
         with (out / PROVENANCE).open("a", encoding="utf-8") as prov:
-            for r in progress(run_clips(todo, workers, spec.voice_encoder), total=len(todo), unit="clip"):
+            for r in progress(run_clips(todo, workers, spec.voice_encoder, lead_in_s), total=len(todo), unit="clip"):
                 clip = by_key[r.key]
                 if r.error is not None or r.streams is None:
                     skipped[r.key] = {"id": r.key, "path": str(clip.path), "reason": r.error or "no streams"}

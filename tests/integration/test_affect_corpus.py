@@ -98,3 +98,25 @@ def test_voice_encoder_columns_reach_the_shards(shared_dir: Path, tmp_path: Path
         for m in a.feats:
             if m != audio:
                 np.testing.assert_array_equal(a.feats[m], b.feats[m])
+
+
+def test_lead_in_fills_the_window_as_an_open_microphone_does(shared_dir: Path, tmp_path: Path) -> None:
+    """--lead-in: silence before each clip, so a clip shorter than the window has no masked audio slot (as live,
+    where the microphone was open before the speech); times stay in the clip's own time; the words are the
+    same."""
+    clips = _pick(read_clips(shared_dir / "data" / "affect", ["ravdess", "emodb"]))[:2]  # RAVDESS train clips
+    for name, lead in (("cold", 0.0), ("lead", 4.5)):
+        build(clips, tmp_path / name, workers=1, limit=None, options={"test": 1}, shard_size=100,
+              checkpoint_every=10, created_by="tests", lead_in_s=lead)  # fmt: skip
+    cold, _ = read_shards(tmp_path / "cold", split="train")
+    lead, _ = read_shards(tmp_path / "lead", split="train")
+    audio = next(m for m in cold.masks if m.value == "audio")
+    assert not cold.masks[audio].all(axis=1).any()  # RAVDESS clips (~3.5 s) are shorter than the 4 s window
+    assert lead.masks[audio].all()
+    assert np.abs(lead.feats[audio][:, :5]).sum() > 0  # the silence's slots carry features, not zeros
+    prov = {name: [json.loads(x) for x in (tmp_path / name / "provenance.jsonl").read_text().splitlines()]
+            for name in ("cold", "lead")}  # fmt: skip
+    for a, b in zip(prov["cold"], prov["lead"], strict=True):
+        assert a["id"] == b["id"] and a["transcript"] == b["transcript"]
+        assert a["duration_s"] == pytest.approx(b["duration_s"], abs=0.05)
+        assert a["window_end_s"] == pytest.approx(b["window_end_s"], abs=0.25)

@@ -135,3 +135,21 @@ def test_another_valence_map_relabels_from_the_clip_names_alone() -> None:
     for bad in (["calm"], ["joy=1"], ["calm=4"], ["calm=x"]):
         with pytest.raises(ConfigError, match="EMOTION=VALUE"):
             parse_valence_overrides(bad)
+
+
+def test_lead_in_is_silence_before_the_clip_and_bad_values_are_refused(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from qamoe.corpus.affect_build import with_lead_in
+
+    pcm = np.linspace(-0.5, 0.5, 1600, dtype=np.float32)
+    led = with_lead_in(pcm, 0.25)
+    assert led.dtype == np.float32 and led.shape == (4000 + 1600,)
+    assert not led[:4000].any() and np.array_equal(led[4000:], pcm)
+    tool = Path(__file__).resolve().parents[2] / "tools" / "build_affect_corpus.py"
+    run = subprocess.run([sys.executable, str(tool), "--affect", str(tmp_path), "--out", str(tmp_path / "out"),
+                          "--lead-in", "-1"], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "--lead-in -1" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
