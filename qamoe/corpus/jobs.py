@@ -134,6 +134,7 @@ def run_jobs(
     try:
         yield from pool.imap(fn, jobs, chunksize=_CHUNKSIZE)
         pool.close()
+        pool.join()  # the workers exit on their own and release what they hold (their semaphores)
     finally:
-        pool.terminate()  # after close(): reaps the finished workers; on an error: stops them
+        pool.terminate()  # on an error or an abandoned generator: stops them; after join(): nothing left to do
         pool.join()
