@@ -6,7 +6,8 @@
 
 The held-out clips of a split (default test: RAVDESS actors 21-24, EmoDB speakers 15-16, speech_va; see
 `qamoe.corpus.affect`) are joined into one 16 kHz WAV with `--gap` seconds of silence between them (>= the
-window length, so no window holds two clips), replayed by one real `qamoe-live --camera none --mic WAV --fast`
+window length, so no window holds two clips; `--noise-floor DBFS` adds a microphone's white noise floor to the
+whole stream), replayed by one real `qamoe-live --camera none --mic WAV --fast`
 process (in an order hashed from the clip ids, never from their labels), and its published sentiment messages
 are read by a real ZeroMQ subscriber. Each clip's valence is the
 one of the window that ends where the clip ends (the live analogue of the training window, which ends with
@@ -50,14 +51,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--split", default="test", choices=("valid", "test"))
     p.add_argument("--datasets", default="ravdess,emodb,speech_va")
     p.add_argument("--gap", type=float, default=4.5, help="seconds of silence between clips (>= the window)")
+    p.add_argument("--noise-floor", type=float, metavar="DBFS",
+                   help="add white noise at this RMS level (dBFS, e.g. -60) to the whole stream, gaps and clips: "
+                        "a microphone's noise floor instead of digital silence between clips")
     p.add_argument("--limit", type=int, help="at most N clips per corpus (spread over speakers and emotions)")
     p.add_argument("--json", type=Path, help="write the rows and each clip's valence here")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
 
-def join_clips(clips: list, gap_s: float, path: Path) -> list[tuple[float, float]]:
-    """Write the clips into one mono 16-bit WAV at 16 kHz, `gap_s` of silence before each; their spans (s)."""
+def join_clips(clips: list, gap_s: float, path: Path, noise_dbfs: float | None = None) -> list[tuple[float, float]]:
+    """Write the clips into one mono 16-bit WAV at 16 kHz, `gap_s` of silence before each; their spans (s).
+    `noise_dbfs`: white noise of that RMS over the whole stream (seeded, the same whatever the clips' labels)."""
     gap = np.zeros(round(gap_s * SAMPLE_RATE), np.float32)
     parts, spans, t = [], [], 0.0
     for c in clips:
@@ -67,7 +72,10 @@ def join_clips(clips: list, gap_s: float, path: Path) -> list[tuple[float, float
         spans.append((t, t + pcm.size / SAMPLE_RATE))
         t += pcm.size / SAMPLE_RATE
     parts.append(gap)
-    audio = np.clip(np.concatenate(parts), -1.0, 1.0)
+    audio = np.concatenate(parts)
+    if noise_dbfs is not None:
+        audio = audio + np.random.default_rng(0).standard_normal(audio.size).astype(np.float32) * 10 ** (noise_dbfs / 20)
+    audio = np.clip(audio, -1.0, 1.0)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -90,11 +98,13 @@ def spread(clips: list, limit: int | None) -> list:
 def main(args: argparse.Namespace) -> int:
     if args.gap < 4.0:
         raise ConfigError(f"--gap {args.gap}: use at least the window length (4 s) so no window holds two clips")
+    if args.noise_floor is not None and not -120 <= args.noise_floor <= -10:
+        raise ConfigError(f"--noise-floor {args.noise_floor}: use a level in dBFS from -120 to -10, e.g. -60")
     clips = [c for c in read_clips(args.affect, args.datasets.split(",")) if c.split == args.split]
     clips = play_order(spread(clips, args.limit))
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "held_out.wav"
-        spans = join_clips(clips, args.gap, wav)
+        spans = join_clips(clips, args.gap, wav, args.noise_floor)
         try:
             windows = sentiment_windows(("--camera", "none", "--mic", str(wav)), args.engines, 60 + 2 * spans[-1][1])
         except LiveRunError as e:
