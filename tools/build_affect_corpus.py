@@ -11,7 +11,8 @@ Labels: the emotion -> valence map and the speaker splits of `qamoe.corpus.affec
 `<split>-NNNNN.npz` for `tools/train.py --data shards:OUT`, `provenance.jsonl` (per clip: speaker, emotion,
 label, split, what the ASR heard), `skipped.json`, `extract.json`. Resumable: made clips are not made again.
 `--lead-in S` puts S seconds of silence before each clip (what a microphone open before the speech hears; the
-default 0 is a clip that starts the stream: `qamoe.corpus.affect_build`).
+default 0 is a clip that starts the stream), `--noise-floor=LO:HI` a microphone's white noise under the lead-in
+and the clip at a level per clip drawn from a hash of its id (`qamoe.corpus.affect_build.MicContext`).
 `--balanced-out DIR` then writes a second folder for training: the train split label-balanced to a mean target
 of 0 (every clip of target >= 0, a hashed share of the negative ones; `qamoe.corpus.balance`) and the valid and
 test splits whole, every label from the current emotion -> valence map (so a corpus built under an earlier map
@@ -38,7 +39,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 from edge.features.spec import default_feature_spec
 from qamoe import __version__
 from qamoe.corpus.affect import DATASETS, VALENCE, parse_valence_overrides, read_clips, relabel
-from qamoe.corpus.affect_build import build
+from qamoe.corpus.affect_build import MicContext, build
 from qamoe.corpus.balance import write_balanced
 from qamoe.corpus.extract_io import add_shard_args, make_extractors, run_tool
 from qamoe.errors import ConfigError
@@ -60,9 +61,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lead-in", type=float, default=0.0, metavar="S",
                    help="seconds of silence before each clip, as an open microphone hears before speech "
                         "(0: the clip starts the stream; 4.5: the gap of tools/evaluate_affect_live.py)")
+    p.add_argument("--noise-floor", metavar="LO:HI",
+                   help="white noise over the lead-in and the clip, per clip at a level drawn uniformly in LO..HI "
+                        "dBFS RMS from a hash of its id (write it with '=': --noise-floor=-80:-50; or one level: -60)")
     add_shard_args(p, "clips")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
+
+
+def parse_noise_floor(text: str | None) -> tuple[float, float] | None:
+    """"LO:HI" or "LEVEL" (dBFS) -> (lo, hi); MicContext checks the range."""
+    if text is None:
+        return None
+    try:
+        parts = [float(x) for x in text.split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise ConfigError(f"--noise-floor {text}: use LO:HI in dBFS, e.g. -80:-50, or one level, e.g. -60")
+    return (parts[0], parts[-1])
 
 
 def main(args: argparse.Namespace) -> int:
@@ -70,8 +87,7 @@ def main(args: argparse.Namespace) -> int:
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     if args.workers < 1 or args.shard_size < 1 or args.checkpoint_every < 1 or (args.limit or 0) < 0:
         raise ConfigError("--workers, --shard-size and --checkpoint-every must be >= 1 and --limit >= 0")
-    if not 0 <= args.lead_in <= 30:
-        raise ConfigError(f"--lead-in {args.lead_in}: use 0 to 30 seconds (4.5 matches the live evaluation)")
+    mic = MicContext(args.lead_in, parse_noise_floor(args.noise_floor))
     overrides = parse_valence_overrides(args.valence)
     if overrides and args.balanced_out is None:
         raise ConfigError("--valence relabels the balanced view: pass --balanced-out DIR with it")
@@ -81,13 +97,11 @@ def main(args: argparse.Namespace) -> int:
     make_extractors(True, spec)  # fail here, with the fix, if the engines are not built (not in each worker)
     options = {"datasets": sorted(datasets), "transcripts": "asr", "feature_spec_digest": spec.digest,
                "shard_size": args.shard_size}  # fmt: skip
-    if args.lead_in:  # recorded only when set, so folders built before the option resume as they were
-        options["lead_in_s"] = args.lead_in
     created_by = f"tools/build_affect_corpus.py qamoe-live {__version__} git {git_commit()}"
     t0 = time.perf_counter()
     counts = build(clips, args.out, workers=args.workers, limit=args.limit, options=options,
                    shard_size=args.shard_size, checkpoint_every=args.checkpoint_every, created_by=created_by,
-                   spec=spec, lead_in_s=args.lead_in)  # fmt: skip
+                   spec=spec, mic=mic)  # fmt: skip
     if args.balanced_out is not None:
         map_note = "".join(f" --valence {k}={v:g}" for k, v in overrides.items())
         balanced = write_balanced(args.out, args.balanced_out, created_by=f"{created_by} --balanced-out{map_note}",

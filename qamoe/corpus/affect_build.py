@@ -3,12 +3,15 @@ its text from the live ASR on that audio (what the runtime would see), vision ab
 only: the live path of `qamoe-live --camera none`). One window per clip, the one that ends with its speech
 (`qamoe.corpus.offline.extract_clip`). Labels and splits: `qamoe.corpus.affect`.
 
-Lead-in (`lead_in_s`). A clip fed alone starts the stream: the window's early audio slots are masked and the
-voice encoder's first blocks see less than its 4 s context, as in the first seconds after `qamoe-live` starts.
-A microphone that has been open for a while instead hears something before the speech. `lead_in_s` > 0 puts
-that many seconds of digital silence before the clip's samples (the gap `tools/evaluate_affect_live.py` plays
-between clips), so every audio slot of the window is present and every encoder block has its full context;
-window and stats times stay in the clip's own time (docs/CORPUS.md, "Lead-in").
+What the microphone hears around the clip (`MicContext`). A clip fed alone starts the stream: the window's
+early audio slots are masked and the voice encoder's first blocks see less than its 4 s context, as in the
+first seconds after `qamoe-live` starts. A microphone that has been open for a while hears something before the
+speech, and a real one a noise floor under everything. `lead_in_s` > 0 puts that many seconds of digital
+silence before the clip's samples (the gap `tools/evaluate_affect_live.py` plays between clips), so every audio
+slot of the window is present and every encoder block has its full context; `noise_floor_dbfs` (lo, hi) adds
+white noise over the lead-in and the clip at a level drawn per clip, uniformly in [lo, hi] dBFS RMS, from a hash
+of the clip's key (never its label). Window and stats times stay in the clip's own time (docs/CORPUS.md,
+"Lead-in").
 
 No input depends on the label: the audio is the clip, the text is what the ASR hears in it, vision is masked;
 the label only goes into the shard's label column (tests/integration/test_affect_corpus.py).
@@ -21,6 +24,7 @@ Output folder (resumable: clips already in a shard are not made again; failures 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -44,6 +48,7 @@ from qamoe.corpus.extract_io import (
 )
 from qamoe.corpus.jobs import CLIP_ERRORS, extractors, run_jobs
 from qamoe.corpus.offline import ASR, extract_clip
+from qamoe.errors import ConfigError
 from qamoe.modality import Modality
 
 logger = logging.getLogger(__name__)
@@ -64,47 +69,94 @@ class ClipResult:
 
 
 @dataclass(frozen=True)
+class MicContext:
+    """What the microphone hears around each clip: `lead_in_s` of silence before it (0: the clip starts the
+    stream) and, when `noise_floor_dbfs` = (lo, hi), white noise over both at a level in [lo, hi] dBFS RMS."""
+
+    lead_in_s: float = 0.0
+    noise_floor_dbfs: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.lead_in_s <= 30:
+            raise ConfigError(f"--lead-in {self.lead_in_s}: use 0 to 30 seconds (4.5 matches the live evaluation)")
+        if self.noise_floor_dbfs is not None:
+            lo, hi = self.noise_floor_dbfs
+            if not -120 <= lo <= hi <= -10:
+                raise ConfigError(f"--noise-floor {lo:g}:{hi:g}: use LO:HI dBFS with -120 <= LO <= HI <= -10, "
+                                  "e.g. -80:-50")  # fmt: skip
+
+    @property
+    def changes_audio(self) -> bool:
+        return self.lead_in_s > 0 or self.noise_floor_dbfs is not None
+
+    def level_dbfs(self, key: str) -> float | None:
+        """The clip's noise level: uniform in [lo, hi] from a hash of its key (None without a noise floor)."""
+        if self.noise_floor_dbfs is None:
+            return None
+        lo, hi = self.noise_floor_dbfs
+        return lo + (hi - lo) * _unit_hash(key, "level")
+
+    def apply(self, pcm: np.ndarray, key: str) -> np.ndarray:
+        """The lead-in's silence, then the clip (16 kHz mono float32), with the noise floor over both."""
+        out = np.concatenate([np.zeros(round(self.lead_in_s * SAMPLE_RATE), np.float32), pcm])
+        level = self.level_dbfs(key)
+        if level is not None:
+            rng = np.random.default_rng(int(hashlib.sha256(f"{key}/noise".encode()).hexdigest()[:16], 16))
+            out = out + rng.standard_normal(out.size).astype(np.float32) * np.float32(10 ** (level / 20))
+        return out
+
+    def options(self) -> dict[str, object]:
+        """The run options of a corpus built with it (nothing when it changes nothing, so folders built before
+        these options existed resume as they were)."""
+        out: dict[str, object] = {}
+        if self.lead_in_s:
+            out["lead_in_s"] = self.lead_in_s
+        if self.noise_floor_dbfs is not None:
+            out["noise_floor_dbfs"] = list(self.noise_floor_dbfs)
+        return out
+
+
+def _unit_hash(key: str, salt: str) -> float:
+    return int(hashlib.sha256(f"{key}/{salt}".encode()).hexdigest()[:8], 16) / 2**32
+
+
+@dataclass(frozen=True)
 class ClipJob:
-    """One clip to make: its file, its key, the seconds of silence before it (0: the clip starts the stream)."""
+    """One clip to make: its file, its key, what the microphone hears around it."""
 
     path: str
     key: str
-    lead_in_s: float = 0.0
-
-
-def with_lead_in(pcm: np.ndarray, lead_in_s: float) -> np.ndarray:
-    """`lead_in_s` seconds of digital silence, then the clip (16 kHz mono float32)."""
-    return np.concatenate([np.zeros(round(lead_in_s * SAMPLE_RATE), np.float32), pcm])
+    mic: MicContext = MicContext()
 
 
 def make_clip(job: ClipJob) -> ClipResult:
     """The clip's window through the live extractors (`init_worker(asr=True, ...)` first)."""
     t0 = time.perf_counter()
     try:
-        audio = with_lead_in(load_audio_16k(job.path), job.lead_in_s) if job.lead_in_s else job.path
+        audio = job.mic.apply(load_audio_16k(job.path), job.key) if job.mic.changes_audio else job.path
         clip = extract_clip(None, audio, ASR, spec=extractors().feature_spec(), extractors=extractors())
     except CLIP_ERRORS as e:
         return ClipResult(job.key, error=f"{type(e).__name__}: {e}")
     streams = {name: (s.values, s.mask) for name, s in clip.streams.items()}
     return ClipResult(job.key, streams=streams, transcript=clip.transcript,
-                      window_end_s=round(clip.stats.window_end_s - job.lead_in_s, 3),
-                      duration_s=round(clip.stats.duration_s - job.lead_in_s, 3),
+                      window_end_s=round(clip.stats.window_end_s - job.mic.lead_in_s, 3),
+                      duration_s=round(clip.stats.duration_s - job.mic.lead_in_s, 3),
                       seconds=time.perf_counter() - t0)  # fmt: skip
 
 
 def run_clips(clips: list[AffectClip], workers: int, voice_encoder: bool = False,
-              lead_in_s: float = 0.0) -> Iterator[ClipResult]:
+              mic: MicContext = MicContext()) -> Iterator[ClipResult]:
     """Results in the order of `clips` (shards are the same with 1 or N workers)."""
-    jobs = [ClipJob(str(c.path), c.key, lead_in_s) for c in clips]
+    jobs = [ClipJob(str(c.path), c.key, mic) for c in clips]
     yield from run_jobs(make_clip, jobs, workers, True, voice_encoder)
 
 
 def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None, options: dict,
           shard_size: int, checkpoint_every: int, created_by: str, spec: FeatureSpec | None = None,
-          lead_in_s: float = 0.0) -> dict[str, int]:
+          mic: MicContext = MicContext()) -> dict[str, int]:
     """Make the clips not yet in a shard of `out` (at most `limit` this run); returns counts made/skipped/done."""
     out.mkdir(parents=True, exist_ok=True)
-    check_run_options(out, options)
+    check_run_options(out, {**options, **mic.options()})
     spec = spec if spec is not None else default_feature_spec()
     shards = ShardSet(out, spec, shard_size=shard_size, checkpoint_every=checkpoint_every,
                       created_by=created_by)  # fmt: skip
@@ -117,7 +169,7 @@ def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None
     made = 0
     try:
         with (out / PROVENANCE).open("a", encoding="utf-8") as prov:
-            for r in progress(run_clips(todo, workers, spec.voice_encoder, lead_in_s), total=len(todo), unit="clip"):
+            for r in progress(run_clips(todo, workers, spec.voice_encoder, mic), total=len(todo), unit="clip"):
                 clip = by_key[r.key]
                 if r.error is not None or r.streams is None:
                     skipped[r.key] = {"id": r.key, "path": str(clip.path), "reason": r.error or "no streams"}
@@ -129,6 +181,7 @@ def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None
                     "id": clip.key, "dataset": clip.dataset, "speaker": clip.speaker, "emotion": clip.emotion,
                     "label": clip.label, "split": clip.split, "transcript": r.transcript,
                     "window_end_s": r.window_end_s, "duration_s": r.duration_s, "seconds": round(r.seconds, 3),
+                    **({} if (level := mic.level_dbfs(clip.key)) is None else {"noise_floor_dbfs": round(level, 2)}),
                 }) + "\n")  # fmt: skip
                 made += 1
     finally:

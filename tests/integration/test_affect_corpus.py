@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from qamoe.corpus.affect import read_clips, speakers_by_split
-from qamoe.corpus.affect_build import build
+from qamoe.corpus.affect_build import MicContext, build
 from qamoe.data.shards import read_shards
 
 pytestmark = pytest.mark.shared
@@ -105,17 +105,24 @@ def test_lead_in_fills_the_window_as_an_open_microphone_does(shared_dir: Path, t
     where the microphone was open before the speech); times stay in the clip's own time; the words are the
     same."""
     clips = _pick(read_clips(shared_dir / "data" / "affect", ["ravdess", "emodb"]))[:2]  # RAVDESS train clips
-    for name, lead in (("cold", 0.0), ("lead", 4.5)):
+    mics = {"cold": MicContext(), "lead": MicContext(lead_in_s=4.5),
+            "noisy": MicContext(lead_in_s=4.5, noise_floor_dbfs=(-60.0, -60.0))}  # fmt: skip
+    for name, mic in mics.items():
         build(clips, tmp_path / name, workers=1, limit=None, options={"test": 1}, shard_size=100,
-              checkpoint_every=10, created_by="tests", lead_in_s=lead)  # fmt: skip
+              checkpoint_every=10, created_by="tests", mic=mic)  # fmt: skip
     cold, _ = read_shards(tmp_path / "cold", split="train")
     lead, _ = read_shards(tmp_path / "lead", split="train")
     audio = next(m for m in cold.masks if m.value == "audio")
     assert not cold.masks[audio].all(axis=1).any()  # RAVDESS clips (~3.5 s) are shorter than the 4 s window
     assert lead.masks[audio].all()
     assert np.abs(lead.feats[audio][:, :5]).sum() > 0  # the silence's slots carry features, not zeros
+    noisy, _ = read_shards(tmp_path / "noisy", split="train")
+    assert noisy.masks[audio].all() and not np.array_equal(noisy.feats[audio], lead.feats[audio])
     prov = {name: [json.loads(x) for x in (tmp_path / name / "provenance.jsonl").read_text().splitlines()]
-            for name in ("cold", "lead")}  # fmt: skip
+            for name in mics}  # fmt: skip
+    assert all(p["noise_floor_dbfs"] == -60.0 for p in prov["noisy"]) and "noise_floor_dbfs" not in prov["lead"][0]
+    extract = json.loads((tmp_path / "noisy" / "extract.json").read_text())["options"]
+    assert extract["lead_in_s"] == 4.5 and extract["noise_floor_dbfs"] == [-60.0, -60.0]
     for a, b in zip(prov["cold"], prov["lead"], strict=True):
         assert a["id"] == b["id"] and a["transcript"] == b["transcript"]
         assert a["duration_s"] == pytest.approx(b["duration_s"], abs=0.05)

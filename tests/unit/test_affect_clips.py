@@ -141,15 +141,35 @@ def test_lead_in_is_silence_before_the_clip_and_bad_values_are_refused(tmp_path:
     import subprocess
     import sys
 
-    from qamoe.corpus.affect_build import with_lead_in
+    from qamoe.corpus.affect_build import MicContext
 
     pcm = np.linspace(-0.5, 0.5, 1600, dtype=np.float32)
-    led = with_lead_in(pcm, 0.25)
+    mic = MicContext(lead_in_s=0.25)
+    led = mic.apply(pcm, "ravdess/03-01-03-01-01-01-01")
     assert led.dtype == np.float32 and led.shape == (4000 + 1600,)
     assert not led[:4000].any() and np.array_equal(led[4000:], pcm)
+    assert mic.options() == {"lead_in_s": 0.25} and MicContext().options() == {}  # old folders resume
     tool = Path(__file__).resolve().parents[2] / "tools" / "build_affect_corpus.py"
-    run = subprocess.run([sys.executable, str(tool), "--affect", str(tmp_path), "--out", str(tmp_path / "out"),
-                          "--lead-in", "-1"], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
-    assert run.returncode == 2, run.stderr
-    assert "--lead-in -1" in run.stderr and "Traceback" not in run.stderr
-    assert not (tmp_path / "out").exists()  # nothing half-written
+    for bad in (["--lead-in", "-1"], ["--noise-floor=-40:-70"], ["--noise-floor", "loud"]):
+        run = subprocess.run([sys.executable, str(tool), "--affect", str(tmp_path), "--out", str(tmp_path / "out"),
+                              *bad], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert run.returncode == 2, run.stderr
+        assert f"{bad[0].split('=')[0]} " in run.stderr and "Traceback" not in run.stderr
+        assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_noise_floor_level_comes_from_the_clip_id_never_its_label() -> None:
+    from qamoe.corpus.affect_build import MicContext
+
+    mic = MicContext(lead_in_s=1.0, noise_floor_dbfs=(-80.0, -50.0))
+    keys = [f"emodb/03a01{e}a" for e in "FWLETAN"] + [f"ravdess/03-01-0{i}-01-01-01-01" for i in range(1, 9)]
+    levels = [mic.level_dbfs(k) for k in keys]
+    assert all(lv is not None and -80 <= lv <= -50 for lv in levels) and len(set(levels)) == len(keys)
+    pcm = np.zeros(32000, np.float32)
+    a, b = mic.apply(pcm, keys[0]), mic.apply(pcm, keys[0])
+    assert np.array_equal(a, b) and a.shape == (48000,)  # seeded by the id: the same input on every build
+    rms_db = 20 * np.log10(np.sqrt(np.mean(a.astype(np.float64) ** 2)))
+    assert abs(rms_db - levels[0]) < 0.2
+    assert not np.array_equal(a, mic.apply(pcm, keys[1]))
+    fixed = MicContext(noise_floor_dbfs=(-60.0, -60.0))
+    assert fixed.level_dbfs(keys[3]) == -60.0 and fixed.options() == {"noise_floor_dbfs": [-60.0, -60.0]}
