@@ -38,6 +38,7 @@ from qamoe.corpus.affect import read_clips
 from qamoe.corpus.affect_eval import affect_rows, format_rows
 from qamoe.corpus.extract_io import run_tool
 from qamoe.corpus.live_eval import item_valence, play_order, sentiment_windows
+from qamoe.corpus.raw_corruptions import noise_floor
 from qamoe.errors import ConfigError
 
 HOP_S = default_feature_spec().hop_s  # qamoe-live's window hop (the engines' feature spec)
@@ -74,7 +75,7 @@ def join_clips(clips: list, gap_s: float, path: Path, noise_dbfs: float | None =
     parts.append(gap)
     audio = np.concatenate(parts)
     if noise_dbfs is not None:
-        audio = audio + np.random.default_rng(0).standard_normal(audio.size).astype(np.float32) * 10 ** (noise_dbfs / 20)
+        audio = audio + noise_floor(audio.size, noise_dbfs, np.random.default_rng(0))
     audio = np.clip(audio, -1.0, 1.0)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)

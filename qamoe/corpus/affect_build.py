@@ -48,6 +48,7 @@ from qamoe.corpus.extract_io import (
 )
 from qamoe.corpus.jobs import CLIP_ERRORS, extractors, run_jobs
 from qamoe.corpus.offline import ASR, extract_clip
+from qamoe.corpus.raw_corruptions import noise_floor
 from qamoe.errors import ConfigError
 from qamoe.modality import Modality
 
@@ -94,15 +95,14 @@ class MicContext:
         if self.noise_floor_dbfs is None:
             return None
         lo, hi = self.noise_floor_dbfs
-        return lo + (hi - lo) * _unit_hash(key, "level")
+        return lo + (hi - lo) * int(_digest(key, "level")[:8], 16) / 2**32
 
     def apply(self, pcm: np.ndarray, key: str) -> np.ndarray:
         """The lead-in's silence, then the clip (16 kHz mono float32), with the noise floor over both."""
         out = np.concatenate([np.zeros(round(self.lead_in_s * SAMPLE_RATE), np.float32), pcm])
         level = self.level_dbfs(key)
         if level is not None:
-            rng = np.random.default_rng(int(hashlib.sha256(f"{key}/noise".encode()).hexdigest()[:16], 16))
-            out = out + rng.standard_normal(out.size).astype(np.float32) * np.float32(10 ** (level / 20))
+            out = out + noise_floor(out.size, level, np.random.default_rng(int(_digest(key, "noise")[:16], 16)))
         return out
 
     def options(self) -> dict[str, object]:
@@ -116,8 +116,8 @@ class MicContext:
         return out
 
 
-def _unit_hash(key: str, salt: str) -> float:
-    return int(hashlib.sha256(f"{key}/{salt}".encode()).hexdigest()[:8], 16) / 2**32
+def _digest(key: str, salt: str) -> str:
+    return hashlib.sha256(f"{key}/{salt}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,12 @@ def add_noise(pcm: np.ndarray, snr: float, rng: np.random.Generator) -> np.ndarr
     return np.clip(x + noise, -1.0, 1.0).astype(np.float32)
 
 
+def noise_floor(size: int, dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    """`size` samples of white Gaussian noise at `dbfs` RMS (a microphone's hiss: absolute, not relative to the
+    signal as in `add_noise`), float32."""
+    return rng.standard_normal(size).astype(np.float32) * np.float32(10 ** (dbfs / 20))
+
+
 def drop_blocks(pcm: np.ndarray, share: float, rng: np.random.Generator, rate: int = RATE) -> np.ndarray:
     """`pcm` with a random `share` of its DROPOUT_BLOCK_S blocks set to zero."""
     x = np.asarray(pcm, np.float32).copy()
