@@ -34,7 +34,8 @@ from edge.features.text import TextFeatureError
 from edge.features.vad import VadModelError
 from edge.manifest import ManifestError
 from qamoe.corpus.jobs import CLIP_ERRORS
-from qamoe.corpus.offline import Extractors, OfflineError
+from qamoe.corpus.offline import Extractors
+from qamoe.corpus.offline_errors import OfflineError
 from qamoe.data.featureset import FeatureSet
 from qamoe.data.shards import concat_featuresets, read_shard, read_shard_meta, write_shard
 from qamoe.errors import ConfigError, DataError

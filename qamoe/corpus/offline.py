@@ -23,11 +23,8 @@ the 3 s SNR tracker) have the history they would have live. Vision samples the 1
 window's start (tick k at start + k * 100 ms, the start of slot k); frames before the window are decoded
 but not analysed.
 
-Time. The first audio sample is t = 0; video frames are timed by the container (`CAP_PROP_POS_MSEC`, which
-OpenCV counts from the video stream's start) or, where that does not advance, by frame index / fps. A
-difference between the audio and video streams' start times in the container is not corrected.
-Decoding: audio with PyAV (`edge.asr.load_audio_16k`), video with OpenCV. A file that cannot be read is a
-`ClipReadError`; callers that batch clips skip it.
+Time and decoding: `qamoe.corpus.clip_media` (audio with PyAV, video with OpenCV; a file that cannot be read
+is a `ClipReadError`; callers that batch clips skip it).
 """
 
 from __future__ import annotations
@@ -39,10 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 
-from edge.asr import AsrConfig, AsrInputError, Transcriber, Word, load_audio_16k, words_text
+from edge.asr import AsrConfig, Transcriber, Word, words_text
 from edge.features.audio import AudioFeatureExtractor, AudioFrames
 from edge.features.audio_config import AudioFeatureConfig
 from edge.features.spec import STREAMS, FeatureSpec, FeatureSpecError, default_feature_spec
@@ -50,29 +46,24 @@ from edge.features.text import TextEncoder
 from edge.features.visual import VISION_COLUMNS, VisualFeatureExtractor, VisualFrame
 from edge.vocab import NS
 from edge.windows import StreamGeometry, WindowAssembler, WindowConfig
-from qamoe.errors import ConfigError, QAMoEError
+from qamoe.corpus.clip_media import (
+    AudioInput,
+    frame_period_ns,
+    frame_time,
+    load_pcm,
+    no_frames,
+    open_video,
+    video_duration_ns,
+)
+from qamoe.corpus.offline_errors import ClipReadError, OfflineConfigError
 
 logger = logging.getLogger(__name__)
 
 ASR = "asr"  # the `transcript` argument that asks for the live ASR instead of a gold transcript
 EndAt = Literal["speech", "clip"]
-AudioInput = np.ndarray | str | os.PathLike[str] | None
 
 
 NO_ENCODER = 2**62  # AudioFeatureExtractor.extract(encode_from_ns=): no block through the voice encoder
-
-
-class OfflineError(QAMoEError):
-    """Base of offline extraction's errors; each message names the fix (exit 1 under `qamoe.cli.run_main`)."""
-
-
-class OfflineConfigError(OfflineError, ConfigError):
-    """An invalid `OfflineConfig`, or extractors that do not produce the feature spec (a ConfigError: exit
-    2)."""
-
-
-class ClipReadError(OfflineError):
-    """A clip's file is missing, unreadable or holds nothing to extract (skip it, or repair the file)."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +184,7 @@ def extract_clip(
     or None (text masked). Raises ClipReadError for files that cannot be read. Check the extractors against
     the spec once (`extractors.check(spec)`) before a batch of clips."""
     cfg = config if config is not None else OfflineConfig()
-    pcm = _load_pcm(audio)
+    pcm = load_pcm(audio)
     words = _transcribe(pcm, transcript, extractors)
     voice = extractors.audio.config.voice_encoder
     # the window follows the speech (VAD columns, words); Whisper's encoder then runs on the window's blocks only
@@ -267,76 +258,13 @@ def _duration_ns(pcm: np.ndarray | None, video: str | os.PathLike[str] | None, e
         frame = extractors.audio.config.frame_samples
         duration = pcm.shape[0] // frame * extractors.audio.frame_period_ns
     elif video is not None:
-        duration = _video_duration_ns(Path(video), cfg)
+        duration = video_duration_ns(Path(video), cfg.default_fps)
     else:
         raise OfflineConfigError("extract_clip needs a video path and/or audio: pass at least one")
     if not 0 < duration <= cfg.max_clip_s * NS:
         raise ClipReadError(f"clip lasts {duration / NS:.3f} s: extraction takes 40 ms to max_clip_s="
                             f"{cfg.max_clip_s} s; cut long recordings into utterances first")
     return duration
-
-
-def _load_pcm(audio: AudioInput) -> np.ndarray | None:
-    if audio is None:
-        return None
-    if isinstance(audio, np.ndarray):
-        if audio.ndim != 1 or audio.dtype != np.float32:
-            raise OfflineConfigError(
-                f"audio PCM must be mono float32 at 16 kHz, got {audio.dtype} {audio.shape}: convert it with "
-                "edge.features.to_mono_16k(samples, rate)"
-            )
-        pcm = audio
-    else:
-        path = Path(audio)
-        if not path.is_file():
-            raise ClipReadError(f"no file at {path}: check the path")
-        try:
-            pcm = load_audio_16k(path)
-        except AsrInputError as exc:
-            raise ClipReadError(str(exc)) from exc
-    if pcm.size == 0:
-        what = "the PCM" if isinstance(audio, np.ndarray) else str(audio)
-        raise ClipReadError(f"{what} holds no audio samples: pass a clip with sound, or audio=None")
-    return pcm
-
-
-def _open_video(path: Path) -> cv2.VideoCapture:
-    if not path.is_file():
-        raise ClipReadError(f"no file at {path}: check the path")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ClipReadError(f"OpenCV cannot open {path} as video: the file is corrupt or not a video")
-    return cap
-
-
-def _frame_period_ns(cap: cv2.VideoCapture, cfg: OfflineConfig) -> float:
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    return NS / (fps if math.isfinite(fps) and 0 < fps <= 1000 else cfg.default_fps)
-
-
-def _video_duration_ns(path: Path, cfg: OfflineConfig) -> int:
-    """A video-only clip's length: the last frame's time plus one frame period (decodes the whole file)."""
-    cap = _open_video(path)
-    period_ns = _frame_period_ns(cap, cfg)
-    times: list[int] = []
-    try:
-        while cap.grab():
-            times.append(_frame_time(cap, times, period_ns))
-    finally:
-        cap.release()
-    if not times:
-        raise ClipReadError(f"{path} holds no decodable video frames: the file is corrupt or not a video")
-    return times[-1] + round(period_ns)
-
-
-def _frame_time(cap: cv2.VideoCapture, earlier: list[int], period_ns: float) -> int:
-    """The container's time of the frame just grabbed, or one period after the previous frame where the
-    container's time does not advance (missing timestamps)."""
-    pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
-    t = round(pos_ms * 1e6) if math.isfinite(pos_ms) else -1
-    if earlier and t <= earlier[-1]:
-        t = earlier[-1] + round(period_ns)
-    return max(t, 0)
 
 
 def _speech_end_ns(
@@ -378,12 +306,12 @@ def _push_vision(asm: WindowAssembler, path: Path, start: int, end: int, visual:
     Frames too early to be any tick's nearest are decoded (`grab`) but not converted or analysed."""
     sampler = visual.sampler(origin_ns=start)
     reach = sampler.tolerance_ns + sampler.period_ns
-    cap = _open_video(path)
-    period_ns = _frame_period_ns(cap, cfg)
+    cap = open_video(path)
+    period_ns = frame_period_ns(cap, cfg.default_fps)
     times: list[int] = []
     try:
         while cap.grab():
-            t = _frame_time(cap, times, period_ns)
+            t = frame_time(cap, times, period_ns)
             times.append(t)
             if t < start - reach:
                 continue
@@ -395,7 +323,7 @@ def _push_vision(asm: WindowAssembler, path: Path, start: int, end: int, visual:
     finally:
         cap.release()
     if not times:
-        raise ClipReadError(f"{path} holds no decodable video frames: the file is corrupt or not a video")
+        raise no_frames(path)
     _push_samples(asm, sampler.finish(), end, visual)
     return len(times)
 
