@@ -33,7 +33,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +43,7 @@ from edge.cli.liverun import LiveRunError
 from edge.features.spec import default_feature_spec
 from qamoe.corpus.affect_eval import affect_rows, format_rows
 from qamoe.corpus.extract_io import run_tool
-from qamoe.corpus.fer import FerData, FerFace, place, read_fer
+from qamoe.corpus.fer import read_fer, write_held_video
 from qamoe.corpus.live_eval import item_valence, play_order, sentiment_windows
 from qamoe.errors import ConfigError, DataError
 
@@ -65,23 +64,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write the rows and each photo's valence here")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
-
-
-def write_video(data: FerData, faces: list[FerFace], hold_s: float, path: Path) -> list[tuple[float, float]]:
-    """Each photo placed and held `hold_s` in one MJPG video at `FPS`; their spans (s)."""
-    frames_each = round(hold_s * FPS)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (640, 480))
-    if not writer.isOpened():
-        raise DataError(f"OpenCV cannot write an MJPG video at {path}")
-    spans = []
-    try:
-        for i, f in enumerate(faces):
-            for k in range(frames_each):  # fresh sensor noise in every frame, as a webcam's
-                writer.write(place(data.images[f.index], f.key.split("/", 1)[1], frame=k))
-            spans.append((i * frames_each / FPS, (i + 1) * frames_each / FPS))
-    finally:
-        writer.release()
-    return spans
 
 
 GRID_MODES = {"both": ("--video-file",), "face only": ("--mic", "none", "--camera"),
@@ -113,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
     faces = play_order([f for f in data.faces if f.split == args.split])[: args.limit]
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "held_out.avi"
-        spans = write_video(data, faces, args.hold, video)
+        spans = write_held_video(data, faces, args.hold, video, FPS)
         try:
             windows = sentiment_windows(("--camera", str(video), "--mic", "none"), args.engines, 120 + spans[-1][1])
         except LiveRunError as e:

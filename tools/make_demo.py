@@ -28,6 +28,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
     sys.path.insert(0, str(REPO_ROOT))
 
 from qamoe.cli import run_main, setup_logging
+from qamoe.corpus.mux import mux
 from qamoe.corpus.synth import Voice, synthesize
 from qamoe.errors import ConfigError
 
@@ -74,28 +75,6 @@ def speech_track(duration_s: float, script=SCRIPT, voice: Voice = VOICE) -> np.n
             raise ConfigError(f"the sentence at {start} s does not fit in {duration_s:.1f} s of video")
         pcm[i:i + s.size] = s
     return pcm
-
-
-def mux(video: Path, pcm: np.ndarray, out: Path) -> None:
-    """`video`'s video stream (packets copied) with `pcm` as its AAC audio, into `out` (atomically)."""
-    import av
-
-    tmp = out.with_name(f".{out.name}.tmp.mp4")
-    with av.open(str(video)) as src, av.open(str(tmp), "w") as dst:
-        vin = src.streams.video[0]
-        vout = dst.add_stream_from_template(vin)
-        aout = dst.add_stream("aac", rate=RATE, layout="mono")
-        for packet in src.demux(vin):
-            if packet.dts is None:
-                continue
-            packet.stream = vout
-            dst.mux(packet)
-        for i in range(0, pcm.size, 1024):
-            frame = av.AudioFrame.from_ndarray(pcm[None, i:i + 1024].copy(), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = RATE, i
-            dst.mux(aout.encode(frame))
-        dst.mux(aout.encode(None))
-    tmp.replace(out)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -176,3 +176,22 @@ def place(photo: np.ndarray, name: str, placement: WebcamPlacement | None = None
         image += noise.normal(0.0, p.noise_sd, image.shape).astype(np.float32)
     grey = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
+def write_held_video(data: FerData, faces: list[FerFace], hold_s: float, path: Path, fps: int = 10
+                     ) -> list[tuple[float, float]]:  # fmt: skip
+    """Each photo `place`d and held `hold_s` in one MJPG video at `fps` (a USB webcam's 10 by default), fresh
+    sensor noise in every frame; the photos' (start, end) spans in seconds."""
+    frames_each = round(hold_s * fps)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
+    if not writer.isOpened():
+        raise DataError(f"OpenCV cannot write an MJPG video at {path}")
+    spans = []
+    try:
+        for i, f in enumerate(faces):
+            for k in range(frames_each):
+                writer.write(place(data.images[f.index], f.key.split("/", 1)[1], frame=k))
+            spans.append((i * frames_each / fps, (i + 1) * frames_each / fps))
+    finally:
+        writer.release()
+    return spans

@@ -36,23 +36,28 @@ def play_order(items: Sequence[K]) -> list[K]:
     return sorted(items, key=lambda c: hashlib.sha256(c.key.encode()).hexdigest())
 
 
-def item_valence(windows: list[dict[str, Any]], spans: Sequence[tuple[float, float]], hop_s: float) -> np.ndarray:
-    """The valence of the window whose end is nearest each item's end (NaN where none lies within a hop).
+def item_windows(windows: list[dict[str, Any]], spans: Sequence[tuple[float, float]], hop_s: float
+                 ) -> list[dict[str, Any] | None]:  # fmt: skip
+    """The window whose end is nearest each item's end (None where none lies within a hop).
 
     `spans` are the items' (start, end) in media seconds from the stream's start; a window's media time comes
     from its monotonic end, taking the first window to end one hop after the start."""
     ends = np.array([w["window"]["end"]["mono_ns"] for w in windows], np.float64)
-    out = np.full(len(spans), np.nan)
     if ends.size == 0:
-        return out
-    t0 = ends.min() - hop_s * NS
-    media_end = (ends - t0) / NS
-    valence = np.array([np.nan if w["valence"] is None else w["valence"] for w in windows], np.float64)
-    for i, (_, end) in enumerate(spans):
+        return [None] * len(spans)
+    media_end = (ends - (ends.min() - hop_s * NS)) / NS
+    out: list[dict[str, Any] | None] = []
+    for _, end in spans:
         j = int(np.argmin(np.abs(media_end - end)))
-        if abs(media_end[j] - end) <= hop_s:
-            out[i] = valence[j]
+        out.append(windows[j] if abs(media_end[j] - end) <= hop_s else None)
     return out
+
+
+def item_valence(windows: list[dict[str, Any]], spans: Sequence[tuple[float, float]], hop_s: float) -> np.ndarray:
+    """The valence of the window whose end is nearest each item's end (`item_windows`; NaN where none lies
+    within a hop, or the window has no valence)."""
+    return np.array([np.nan if w is None or w["valence"] is None else w["valence"]
+                     for w in item_windows(windows, spans, hop_s)], np.float64)  # fmt: skip
 
 
 def sentiment_windows(args: Sequence[str], engines: str | os.PathLike[str], timeout_s: float) -> list[dict[str, Any]]:
