@@ -16,10 +16,11 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from qamoe.checkpoint import save_checkpoint
 from qamoe.cli import run_main, setup_logging
 from qamoe.config import ModelConfig
-from qamoe.data.shards import concat_featuresets
 from qamoe.data.sources import load_source
 from qamoe.errors import ConfigError
 from qamoe.experiments import parse_method
@@ -48,7 +49,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> int:
     method = parse_method(args.model)
-    data, info = load_source(args.data)
+    data, info = load_source(args.data, training=True)  # train (+ its raw twins after it) and valid only
     base = ModelConfig(input_dims=data["train"].dims)
     model = create_model(method.model, method.model_config(base))
     fields = {}
@@ -63,11 +64,14 @@ def main(args: argparse.Namespace) -> int:
     if args.select_by is not None:
         fields["select_by"] = args.select_by
     cfg = TrainConfig.from_dict(fields)
-    train_set, reference = data["train"], None
-    if "train_raw" in data:  # raw-media twins: trained on beside their clean rows, which are their targets
-        train_set = concat_featuresets([data["train"], data["train_raw"]])
-        reference = twin_reference(train_set)
-        log.info("train: %d clean + %d raw-corrupted twins", len(data["train"]), len(data["train_raw"]))
+    train_set = data["train"]
+    # raw-media twins (a corpus's train_raw, after the train rows): trained on beside their clean rows, their targets
+    reference = twin_reference(train_set)
+    twins = int((reference != np.arange(len(train_set))).sum())
+    if twins:
+        log.info("train: %d clean + %d raw-corrupted twins", len(train_set) - twins, twins)
+    else:
+        reference = None
     result = train_model(model, train_set, data["valid"], cfg, desc=method.label, reference=reference)
     save_checkpoint(
         args.out,

@@ -76,20 +76,30 @@ class FeatureSet:
         )
 
 
-def feature_stats(fs: FeatureSet) -> dict[Modality, tuple[np.ndarray, np.ndarray]]:
+def feature_stats(fs: FeatureSet, chunk_rows: int = 512) -> dict[Modality, tuple[np.ndarray, np.ndarray]]:
     """Per-modality, per-dimension mean and std over valid steps (std floored at 1e-6).
 
     Fitted on the training split; the model stores them as normalisation buffers and the spectrum uses the std as
-    the unit of feature noise."""
+    the unit of feature noise. Two passes over `chunk_rows` samples at a time, accumulated in float64 (the mean,
+    then the squared deviations from it): the memory beside the features is a chunk's, not a float64 copy of
+    every valid step (which for the audio stream of a corpus with the voice encoder's columns was gigabytes)."""
     stats = {}
     for m in MODALITIES:
         x, k = fs.feats[m], fs.masks[m]
-        valid = x[k]
-        if len(valid) < 2:
-            d = x.shape[-1]
+        d = x.shape[-1]
+        count = int(k.sum())
+        if count < 2:
             stats[m] = (np.zeros(d, np.float32), np.ones(d, np.float32))
             continue
-        mean = valid.mean(axis=0, dtype=np.float64)
-        std = valid.std(axis=0, dtype=np.float64)
+        chunks = [slice(s, s + chunk_rows) for s in range(0, len(x), chunk_rows)]
+        total = np.zeros(d, np.float64)
+        for c in chunks:
+            total += x[c][k[c]].sum(axis=0, dtype=np.float64)
+        mean = total / count
+        squares = np.zeros(d, np.float64)
+        for c in chunks:
+            dev = x[c][k[c]].astype(np.float64) - mean
+            squares += np.einsum("ij,ij->j", dev, dev)
+        std = np.sqrt(squares / count)
         stats[m] = (mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32))
     return stats

@@ -44,6 +44,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ def read_shards(
         _check_spec(metas[p]["feature_spec"], spec, f"{p}", f"{paths[0]}")
     if expect_spec is not None:
         _check_spec(spec, _normalize_spec(expect_spec), f"{paths[0]}", "the expected spec")
-    fs = concat_featuresets([read_shard(p)[0] for p in paths])
+    fs = gather_shards([ShardRows(p) for p in paths])
     _warn_duplicate_ids(fs)
     splits = {metas[p]["split"] for p in paths}
     meta = {
@@ -164,6 +165,87 @@ def read_shards(
     }
     logger.info("read %d shard(s): %d samples", len(paths), len(fs))
     return fs, meta
+
+
+@dataclass(frozen=True, eq=False)
+class ShardRows:
+    """Rows of one shard for `gather_shards`: the row indices `rows`, in that order, or every row (None)."""
+
+    path: Path
+    rows: np.ndarray | None = None
+
+
+def shard_ids(path: str | os.PathLike[str]) -> np.ndarray:
+    """A shard's sample ids, without reading its feature arrays (to choose rows before reading them)."""
+    path = Path(path)
+    with _open_npz(path) as z, _reading(path):
+        if "id" not in z.files:
+            raise DataError(f"{path}: missing member id; found {sorted(z.files)}")
+        ids = z["id"]
+    if ids.dtype.kind != "U" or ids.ndim != 1:
+        raise DataError(f"{path}: id must be unicode [N], found {ids.dtype} {list(ids.shape)}")
+    return ids
+
+
+def gather_shards(pieces: Sequence[ShardRows]) -> FeatureSet:
+    """The pieces' rows, in order, in one FeatureSet: what `concat_featuresets` of the pieces would give (each
+    modality padded to the longest T), written into arrays allocated once from the shards' `.npy` headers and
+    filled one shard at a time. Memory: the result plus one shard, never all the pieces and a copy of them (a
+    corpus with the voice encoder's columns is gigabytes). A shard may appear in several pieces (repeats)."""
+    if not pieces:
+        raise DataError("nothing to gather: no shards given")
+    shapes = {p.path: _feature_shapes(p.path) for p in pieces}
+    dims = {m: shapes[pieces[0].path][m][2] for m in MODALITIES}
+    for p in pieces:
+        got = {m: shapes[p.path][m][2] for m in MODALITIES}
+        if got != dims:
+            raise DataError(f"{p.path} has dims {_fmt_dims(got)} but {pieces[0].path} has {_fmt_dims(dims)}: they "
+                            "come from different feature extractors and cannot be read together")  # fmt: skip
+    counts = [shapes[p.path][MODALITIES[0]][0] if p.rows is None else len(p.rows) for p in pieces]
+    n = sum(counts)
+    feats, masks = {}, {}
+    for m in MODALITIES:
+        t = max(shapes[p.path][m][1] for p in pieces)
+        feats[m] = np.zeros((n, t, dims[m]), np.float32)
+        masks[m] = np.zeros((n, t), np.bool_)
+    labels = np.zeros(n, np.float32)
+    ids = []
+    start = 0
+    for p, count in zip(pieces, counts, strict=True):
+        fs, _ = read_shard(p.path)
+        if p.rows is not None:
+            fs = fs.subset(p.rows)
+        if len(fs) != count or any(fs.seq_lens[m] != shapes[p.path][m][1] for m in MODALITIES):
+            raise DataError(f"{p.path} changed while it was read: read it again once nothing writes it")
+        end = start + count
+        for m in MODALITIES:
+            tm = fs.seq_lens[m]
+            feats[m][start:end, :tm] = fs.feats[m]
+            masks[m][start:end, :tm] = fs.masks[m]
+        labels[start:end] = fs.labels
+        ids.append(np.asarray(fs.ids).astype(str))
+        start = end
+    return FeatureSet(feats=feats, masks=masks, labels=labels, ids=np.concatenate(ids))
+
+
+def _feature_shapes(path: Path) -> dict[Modality, tuple[int, int, int]]:
+    """(N, T, D) of each modality's features, from the `.npy` headers inside the shard (no array is read)."""
+    if not path.is_file():
+        raise DataError(f"no shard at {path}: check the path, or extract features into it first")
+    out = {}
+    with _reading(path), zipfile.ZipFile(path) as zf:
+        for m in MODALITIES:
+            name = f"{m}_feats.npy"
+            if name not in zf.namelist():
+                raise DataError(f"{path}: missing member {m}_feats; is it a qamoe shard?")
+            with zf.open(name) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, _ = read(f)
+            if len(shape) != 3:
+                raise DataError(f"{path}: {m}_feats must be float32 [N, T, D], found shape {list(shape)}")
+            out[m] = (int(shape[0]), int(shape[1]), int(shape[2]))
+    return out
 
 
 def concat_featuresets(sets: Sequence[FeatureSet]) -> FeatureSet:

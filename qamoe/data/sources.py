@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ import numpy as np
 
 from qamoe.data.featureset import FeatureSet
 from qamoe.data.mmsa import DATASET_DIMS, load_mmsa_pickle
-from qamoe.data.shards import concat_featuresets, read_shard_meta, read_shards
+from qamoe.data.shards import ShardRows, gather_shards, read_shard_meta, shard_ids
 from qamoe.data.synthetic import SyntheticConfig, make_benchmark
 from qamoe.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 # additive splits of a corpus (docs/CORPUS.md): loaded when present. train_raw / test_raw hold "#raw" twins of
@@ -32,12 +35,18 @@ SPLITS = ("train", "valid", "test")
 EXTRA_SPLITS = ("train_raw", "test_raw", "test_asr")
 
 
-def load_source(spec: str) -> tuple[dict[str, FeatureSet], dict[str, Any]]:
-    """-> ({"train", "valid", "test"} -> FeatureSet, info dict with the source and any feature spec)."""
+def load_source(spec: str, *, training: bool = False) -> tuple[dict[str, FeatureSet], dict[str, Any]]:
+    """-> ({"train", "valid", "test"} -> FeatureSet, info dict with the source and any feature spec).
+
+    `training=True`: only what training reads, {"train", "valid"}, with the raw-media twins of a corpus's
+    `train_raw` split placed after the train rows inside "train" (the order tools/train.py has always trained
+    on: every folder's train rows with their repeats, then every folder's twins). Shards are read into arrays
+    allocated once (`gather_shards`), so loading takes the result's memory plus one shard's."""
     kind, _, rest = spec.partition(":")
     if kind == "synthetic":
         seed = int(rest) if rest else 0
-        return make_benchmark(SyntheticConfig(seed=seed)), {"source": spec, "feature_spec": {"synthetic": seed}}
+        data = make_benchmark(SyntheticConfig(seed=seed))
+        return _for_training(data) if training else data, {"source": spec, "feature_spec": {"synthetic": seed}}
     if kind == "mmsa":
         if not rest:
             raise ConfigError("mmsa needs a path: mmsa:/path/to/unaligned_50.pkl[:mosi|mosei|sims]")
@@ -45,7 +54,9 @@ def load_source(spec: str) -> tuple[dict[str, FeatureSet], dict[str, Any]]:
         head, _, tail = rest.rpartition(":")
         if head and tail.lower() in DATASET_DIMS:
             path, dataset = head, tail.lower()
-        return load_mmsa_pickle(path, dataset), {"source": spec, "feature_spec": {"mmsa": dataset or "unchecked"}}
+        data = load_mmsa_pickle(path, dataset)
+        info = {"source": spec, "feature_spec": {"mmsa": dataset or "unchecked"}}
+        return _for_training(data) if training else data, info
     if kind == "shards":
         folders = [_folder_and_repeat(p) for p in rest.split(",") if p]
         if not folders:
@@ -53,11 +64,18 @@ def load_source(spec: str) -> tuple[dict[str, FeatureSet], dict[str, Any]]:
         specs = [_shard_spec(d) for d, _, _ in folders]
         if any(s != specs[0] for s in specs[1:]):
             raise DataError(f"{spec}: the folders hold features of different feature specs; rebuild them with one")
-        parts = [_repeat_train(_without(_load_shards(d), out, d), k) for d, out, k in folders]
-        joined = {split: concat_featuresets([p[split] for p in parts if split in p])
-                  for split in dict.fromkeys(s for p in parts for s in p)}  # fmt: skip
-        return joined, {"source": spec, "feature_spec": specs[0]}
+        plans = [_plan_folder(d, out, k, training) for d, out, k in folders]
+        order = list(dict.fromkeys(s for plan in plans for s in plan))
+        joined = {split: [piece for plan in plans for piece in plan.get(split, [])] for split in order}
+        if training and "train_raw" in joined:
+            joined["train"] += joined.pop("train_raw")
+        data = {split: gather_shards(pieces) for split, pieces in joined.items()}
+        return data, {"source": spec, "feature_spec": specs[0]}
     raise ConfigError(f"unknown data source {spec!r}: use synthetic[:SEED], mmsa:PATH[:DATASET] or shards:DIR[,DIR]")
+
+
+def _for_training(data: dict[str, FeatureSet]) -> dict[str, FeatureSet]:
+    return {"train": data["train"], "valid": data["valid"]}
 
 
 def _folder_and_repeat(item: str) -> tuple[Path, tuple[str, ...], int]:
@@ -73,36 +91,42 @@ def _folder_and_repeat(item: str) -> tuple[Path, tuple[str, ...], int]:
     return Path(folder), tuple(left_out), int(times)
 
 
-def _without(data: dict[str, FeatureSet], sources: tuple[str, ...], folder: Path) -> dict[str, FeatureSet]:
-    """Every split of `data` without the rows whose id starts "SRC/" for a SRC in `sources`."""
-    if not sources:
-        return data
-    prefixes = tuple(f"{s}/" for s in sources)
-    out = {split: fs.subset(np.flatnonzero([not str(i).startswith(prefixes) for i in fs.ids]))
-           for split, fs in data.items()}  # fmt: skip
-    if not len(out["train"]):
-        raise DataError(f"{folder}: leaving out {', '.join(sources)} leaves no train rows")
-    return out
-
-
-def _repeat_train(data: dict[str, FeatureSet], times: int) -> dict[str, FeatureSet]:
-    if times == 1:
-        return data
-    return {**data, "train": concat_featuresets([data["train"]] * times)}
-
-
-def _load_shards(directory: Path) -> dict[str, FeatureSet]:
+def _plan_folder(directory: Path, sources: tuple[str, ...], times: int, training: bool
+                 ) -> dict[str, list[ShardRows]]:  # fmt: skip
+    """Which rows of which shards of one folder make each split: every shard of the split in file-name order,
+    without the rows of the left-out `sources` (ids "SRC/..."), the train split's shards `times` over."""
     if not directory.is_dir():
         raise DataError(f"shard directory {directory} not found: run tools/extract_features.py first")
-    out = {}
-    for split in SPLITS:
-        fs, _ = read_shards(directory, split=split)
-        out[split] = fs
-    present = {read_shard_meta(p)["split"] for p in directory.glob("*.npz")}
-    for split in EXTRA_SPLITS:
-        if split in present:
-            out[split], _ = read_shards(directory, split=split)
-    return out
+    paths = sorted(directory.glob("*.npz"))
+    metas = {p: read_shard_meta(p) for p in paths}
+    for p in paths[1:]:
+        if metas[p]["feature_spec"] != metas[paths[0]]["feature_spec"]:
+            raise DataError(f"{p} has a different feature_spec from {paths[0]}: a folder holds one corpus; "
+                            "re-extract the odd shards with the folder's spec")  # fmt: skip
+    required = ("train", "valid") if training else SPLITS
+    wanted = required + ("train_raw",) if training else SPLITS + EXTRA_SPLITS
+    present = {m["split"] for m in metas.values()}
+    for split in required:
+        if split not in present:
+            raise DataError(f"no {split!r} shards among the {len(metas)} read in {directory}; splits found: "
+                            f"{', '.join(sorted(present)) or 'none'}")  # fmt: skip
+    prefixes = tuple(f"{s}/" for s in sources)
+    plan: dict[str, list[ShardRows]] = {}
+    for split in [s for s in wanted if s in present]:
+        pieces, ids = [], []
+        for p in [p for p in paths if metas[p]["split"] == split]:
+            shard = shard_ids(p)
+            ids.append(shard)
+            keep = np.flatnonzero([not str(i).startswith(prefixes) for i in shard]) if sources else None
+            pieces.append(ShardRows(p, keep))
+        every = np.concatenate(ids)
+        if len(every) != len(np.unique(every)):
+            logger.warning("%d duplicate sample ids in the %s shards of %s: is a shard there twice?",
+                           len(every) - len(np.unique(every)), split, directory)  # fmt: skip
+        if split == "train" and sources and not sum(len(p.rows) for p in pieces if p.rows is not None):
+            raise DataError(f"{directory}: leaving out {', '.join(sources)} leaves no train rows")
+        plan[split] = pieces * times if split == "train" else pieces
+    return plan
 
 
 def _shard_spec(directory: Path) -> dict[str, Any]:

@@ -299,3 +299,79 @@ def test_a_folder_can_leave_out_sources_by_id_prefix_in_every_split(tmp_path: Pa
         load_source(f"shards:{folder}!")
     with pytest.raises(DataError, match="leaves no train rows"):
         load_source(f"shards:{folder}!ravdess!emodb!speech_va")
+
+
+def test_gather_equals_concatenating_the_chosen_rows_with_repeats_and_padding(tmp_path: Path) -> None:
+    from qamoe.data.shards import ShardRows, gather_shards, shard_ids
+
+    a = write_shard(tmp_path / "a.npz", _fs(5, seed=1, prefix="a"), split="train", feature_spec=SPEC)
+    short = {Modality.TEXT: 2, Modality.AUDIO: 9, Modality.VISION: 1}
+    b = write_shard(tmp_path / "b.npz", _fs(4, t=short, seed=2, prefix="b"), split="train", feature_spec=SPEC)
+    rows = np.array([3, 0, 2])
+    got = gather_shards([ShardRows(a), ShardRows(b, rows), ShardRows(a)])
+    fa, fb = read_shard(a)[0], read_shard(b)[0]
+    _assert_same(got, concat_featuresets([fa, fb.subset(rows), fa]))
+    assert list(shard_ids(b)) == ["b0", "b1", "b2", "b3"]
+    got = gather_shards([ShardRows(b, np.array([], np.int64)), ShardRows(a, np.array([1]))])
+    _assert_same(got, concat_featuresets([fb.subset(np.array([], np.int64)), fa.subset(np.array([1]))]))
+    with pytest.raises(DataError, match="nothing to gather"):
+        gather_shards([])
+    c = write_shard(tmp_path / "c.npz", concat_featuresets([_fs(2)]).replace(
+        feats={Modality.VISION: np.zeros((2, 3, 5), np.float32)}), split="train", feature_spec=SPEC)  # fmt: skip
+    with pytest.raises(DataError, match="different feature extractors"):
+        gather_shards([ShardRows(a), ShardRows(c)])
+
+
+def test_gather_holds_the_result_and_one_shard_never_a_second_copy(tmp_path: Path) -> None:
+    """Reading a corpus (gigabytes with the voice encoder's columns) must not need twice its size."""
+    import tracemalloc
+
+    from qamoe.data.shards import ShardRows, gather_shards
+
+    t = {Modality.TEXT: 8, Modality.AUDIO: 100, Modality.VISION: 10}
+    paths = [write_shard(tmp_path / f"{i}.npz", _fs(400, t=t, seed=i, prefix=f"{i}-"), split="train",
+                         feature_spec=SPEC) for i in range(8)]  # fmt: skip
+    tracemalloc.start()
+    fs = gather_shards([ShardRows(p) for p in paths])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    result = sum(fs.feats[m].nbytes + fs.masks[m].nbytes for m in MODALITIES) + fs.labels.nbytes + fs.ids.nbytes
+    one_shard = result / len(paths)
+    assert peak < result + 3 * one_shard, (peak, result, one_shard)
+
+
+def test_training_loads_train_with_its_raw_twins_after_it_and_valid_only(tmp_path: Path) -> None:
+    """load_source(training=True): every folder's train rows (with repeats), then every folder's train_raw twins,
+    in one "train" (the order tools/train.py trains on); no test split is read or needed."""
+    from qamoe.data.sources import load_source
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, splits in ((a, ("train", "valid", "test", "train_raw")), (b, ("train", "valid"))):
+        folder.mkdir()
+        for split in splits:
+            prefix = f"{folder.name}{split}" if split != "train_raw" else f"{folder.name}train"
+            fs = _fs(3, seed=len(split), prefix=prefix)
+            if split == "train_raw":
+                fs = FeatureSet(fs.feats, fs.masks, fs.labels, np.array([f"{i}#raw" for i in fs.ids]))
+            write_shard(folder / f"{split}-00000.npz", fs, split=split, feature_spec=SPEC)
+    data, _ = load_source(f"shards:{a},{b}*2", training=True)
+    assert set(data) == {"train", "valid"}
+    assert list(data["train"].ids) == ["atrain0", "atrain1", "atrain2", *["btrain0", "btrain1", "btrain2"] * 2,
+                                       "atrain0#raw", "atrain1#raw", "atrain2#raw"]  # fmt: skip
+    full, _ = load_source(f"shards:{a},{b}*2".replace(f",{b}*2", ""))
+    _assert_same(data["valid"].subset(np.arange(3)), full["valid"])
+    with pytest.raises(DataError, match="no 'test' shards"):
+        load_source(f"shards:{b}")  # evaluation still needs its test split
+
+
+def test_feature_stats_in_chunks_equal_the_whole_array_computation() -> None:
+    from qamoe.data.featureset import feature_stats
+
+    fs = _fs(50, t={Modality.TEXT: 5, Modality.AUDIO: 7, Modality.VISION: 3}, seed=4)
+    fs = fs.replace(feats={m: fs.feats[m] * 40 + 7 for m in MODALITIES})
+    for chunk in (1, 7, 512):
+        got = feature_stats(fs, chunk_rows=chunk)
+        for m in MODALITIES:
+            valid = fs.feats[m][fs.masks[m]]
+            np.testing.assert_allclose(got[m][0], valid.mean(axis=0, dtype=np.float64), rtol=1e-6)
+            np.testing.assert_allclose(got[m][1], valid.std(axis=0, dtype=np.float64), rtol=1e-5)
