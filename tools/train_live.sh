@@ -8,9 +8,10 @@
 #       bash tools/train_live.sh
 #
 # Data: the MOSI/MOSEI corpus (tools/build_corpus.py: train + train_raw twins, valid, test) joined with the
-# affect corpus (tools/build_affect_corpus.py --balanced-out: real emotional speech) in two views, each clip
-# starting the stream and after 4.5 s of silence (--lead-in 4.5; docs/CORPUS.md, "Lead-in"), each view's
-# training rows repeated AFFECT_REPEAT times; AFFECT= (empty) trains on MOSI/MOSEI alone. --permissive leaves
+# affect corpus (tools/build_affect_corpus.py --balanced-out: real emotional speech) in three views, each clip
+# starting the stream, after 4.5 s of silence (--lead-in 4.5; docs/CORPUS.md, "Lead-in") and after it under a
+# microphone's noise floor (--noise-floor=-80:-50), each view's training rows repeated AFFECT_REPEAT times;
+# AFFECT= (empty) trains on MOSI/MOSEI alone. --permissive leaves
 # out, in every split, the rows of the sources whose licence forbids commercial use or is unclear
 # (qamoe/data/sources.py, DIR!SRC).
 # Every method gets the same data, the same width (d_model 32, expert_hidden 48: the size whose ONNX graph
@@ -27,14 +28,15 @@ for arg in "$@"; do
   case "$arg" in
     --permissive) PERMISSIVE=1 ;;
     --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "train_live.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
 CORPUS=${CORPUS:-runs/corpus-v2}
-# the balanced views under the current map (calm at 0), without and with the lead-in
-AFFECT=${AFFECT-runs/affect-v2-bal0,runs/affect-v2-lead-bal0}
-AFFECT_REPEAT=${AFFECT_REPEAT:-4}  # x the two views: every clip 8 times per epoch
+# the balanced views under the current map (calm at 0): starting the stream, after the lead-in, and under a
+# noise floor (without it the voice hears GRID's -50 dBFS booth as negative: docs/results/affect/summary.md)
+AFFECT=${AFFECT-runs/affect-v2-bal0,runs/affect-v2-lead-bal0,runs/affect-v2-noisy-bal0}
+AFFECT_REPEAT=${AFFECT_REPEAT:-4}  # x the three views: every clip 12 times per epoch
 IFS=, read -ra AFFECT_DIRS <<< "$AFFECT"
 LEAVE_OUT=""
 [ "$PERMISSIVE" = 1 ] && LEAVE_OUT="!ravdess!fer"
@@ -52,7 +54,9 @@ SELECT_BY=${SELECT_BY:-source}
 PY=${PY:-.venv/bin/python}
 DATA="shards:$CORPUS$LEAVE_OUT"
 for dir in "${AFFECT_DIRS[@]}"; do DATA+=",$dir$LEAVE_OUT*$AFFECT_REPEAT"; done
-# One training reads its corpus whole (~10 GB with the voice encoder's columns): two at once only with room
+# One training holds its corpus in memory (qamoe.data.shards.gather_shards: its size + one shard; peak RSS 6.0 GB
+# measured with 7,196 of the 17,555 MOSI/MOSEI train rows and the affect views, ~10 GB expected with all of
+# them and train_raw): two at once only with room
 PARALLEL=${PARALLEL:-$([ "$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo)" -ge 26 ] && echo 2 || echo 1)}
 for dir in "$CORPUS" "${AFFECT_DIRS[@]}"; do
   [ -d "$dir" ] || { echo "train_live.sh: $dir not found: build it first (docs/CORPUS.md, \"Commands\")" >&2; exit 2; }
