@@ -37,7 +37,7 @@ from edge.vocab import SAMPLE_RATE
 from qamoe.corpus.affect import read_clips
 from qamoe.corpus.affect_eval import affect_rows, format_rows
 from qamoe.corpus.extract_io import run_tool
-from qamoe.corpus.live_eval import item_valence, play_order, sentiment_windows
+from qamoe.corpus.live_eval import item_valence, live_eval_parser, play_order, sentiment_windows
 from qamoe.corpus.raw_corruptions import noise_floor
 from qamoe.errors import ConfigError
 
@@ -45,11 +45,7 @@ HOP_S = default_feature_spec().hop_s  # qamoe-live's window hop (the engines' fe
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
-    p.add_argument("--affect", type=Path, required=True, help="the folder of ../shared/data/affect")
-    p.add_argument("--engines", type=Path, default=REPO_ROOT / "engines", help="qamoe-live's --engines-dir")
-    p.add_argument("--split", default="test", choices=("valid", "test"))
+    p = live_eval_parser(__doc__, REPO_ROOT / "engines")
     p.add_argument("--datasets", default="ravdess,emodb,speech_va")
     p.add_argument("--gap", type=float, default=4.5, help="seconds of silence between clips (>= the window)")
     p.add_argument("--noise-floor", type=float, metavar="DBFS",

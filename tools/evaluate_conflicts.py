@@ -54,7 +54,7 @@ from qamoe.corpus.conflicts import (
 )
 from qamoe.corpus.extract_io import run_tool
 from qamoe.corpus.fer import read_fer, write_held_video
-from qamoe.corpus.live_eval import item_windows, play_order, sentiment_windows
+from qamoe.corpus.live_eval import item_windows, live_eval_parser, play_order, sentiment_windows
 from qamoe.corpus.mux import mux
 from qamoe.errors import ConfigError
 
@@ -65,11 +65,7 @@ MODES = {"both": ("--video-file",), "voice + words": ("--camera", "none", "--mic
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
-    p.add_argument("--affect", type=Path, required=True, help="the folder of ../shared/data/affect")
-    p.add_argument("--engines", type=Path, default=REPO_ROOT / "engines", help="qamoe-live's --engines-dir")
-    p.add_argument("--split", default="test", choices=("valid", "test"))
+    p = live_eval_parser(__doc__, REPO_ROOT / "engines")
     p.add_argument("--limit", type=int, default=150, help="photos (those with the smallest id hashes)")
     p.add_argument("--hold", type=float, default=ConflictLayout.hold_s, help="seconds each photo is shown")
     p.add_argument("--tail", type=float, default=ConflictLayout.tail_s,

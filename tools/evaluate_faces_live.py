@@ -44,7 +44,7 @@ from edge.features.spec import default_feature_spec
 from qamoe.corpus.affect_eval import affect_rows, format_rows
 from qamoe.corpus.extract_io import run_tool
 from qamoe.corpus.fer import read_fer, write_held_video
-from qamoe.corpus.live_eval import item_valence, play_order, sentiment_windows
+from qamoe.corpus.live_eval import item_valence, live_eval_parser, play_order, sentiment_windows
 from qamoe.errors import ConfigError, DataError
 
 SPEC = default_feature_spec()
@@ -52,11 +52,7 @@ FPS = 10
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
-    p.add_argument("--affect", type=Path, required=True, help="the folder of ../shared/data/affect")
-    p.add_argument("--engines", type=Path, default=REPO_ROOT / "engines", help="qamoe-live's --engines-dir")
-    p.add_argument("--split", default="test", choices=("valid", "test"))
+    p = live_eval_parser(__doc__, REPO_ROOT / "engines")
     p.add_argument("--hold", type=float, default=4.5, help="seconds each photo is shown (>= the window)")
     p.add_argument("--limit", type=int, help="at most N photos (those with the smallest id hashes)")
     p.add_argument("--grid", type=Path, help="also replay the GRID clips of this folder with both tracks")

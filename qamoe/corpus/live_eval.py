@@ -8,9 +8,11 @@ published window whose end is nearest the item's end (`item_valence`). `sentimen
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -70,3 +72,14 @@ def sentiment_windows(args: Sequence[str], engines: str | os.PathLike[str], time
         last = outcome.stderr.strip().splitlines()[-1:] or [""]
         raise LiveRunError(f"qamoe-live {' '.join(args)} exited {outcome.exit_code}: {last[0]}")
     return outcome.of("sentiment")
+
+
+def live_eval_parser(doc: str, engines: Path) -> argparse.ArgumentParser:
+    """The command line the live evaluation tools share: their docstring as help, `--affect` (the folder of
+    ../shared/data/affect), `--engines` (qamoe-live's --engines-dir, default `engines`) and `--split`."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=doc)  # fmt: skip
+    p.add_argument("--affect", type=Path, required=True, help="the folder of ../shared/data/affect")
+    p.add_argument("--engines", type=Path, default=engines, help="qamoe-live's --engines-dir")
+    p.add_argument("--split", default="test", choices=("valid", "test"))
+    return p
