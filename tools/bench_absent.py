@@ -29,7 +29,7 @@ from qamoe.checkpoint import load_checkpoint
 from qamoe.checkpoints import SHIPPED
 from qamoe.cli import run_main, setup_logging
 from qamoe.corpus_eval import raw_fidelity_rows, read_provenance, shuffle_check
-from qamoe.data.shards import concat_featuresets, read_shards
+from qamoe.data.gather import concat_featuresets, read_shards
 from qamoe.errors import ConfigError
 from qamoe.evaluation import evaluate_protocols
 from qamoe.provenance import machine

@@ -34,7 +34,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 from qamoe.checkpoint import load_checkpoint
 from qamoe.cli import run_main, setup_logging
 from qamoe.corpus_eval import benchmark_rows, raw_fidelity_rows, read_provenance, shuffle_check
-from qamoe.data.shards import concat_featuresets
+from qamoe.data.gather import concat_featuresets
 from qamoe.data.sources import load_source
 from qamoe.evaluation import evaluate_protocols
 from qamoe.fidelity import reliability_fidelity

@@ -24,7 +24,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout without in
 
 from qamoe.checkpoint import load_checkpoint
 from qamoe.corpus.extract_io import run_tool
-from qamoe.data.shards import read_shards
+from qamoe.data.gather import read_shards
 from qamoe.errors import ConfigError
 from qamoe.evaluation import predict
 from qamoe.metrics import regression_metrics

@@ -54,7 +54,7 @@ SELECT_BY=${SELECT_BY:-source}
 PY=${PY:-.venv/bin/python}
 DATA="shards:$CORPUS$LEAVE_OUT"
 for dir in "${AFFECT_DIRS[@]}"; do DATA+=",$dir$LEAVE_OUT*$AFFECT_REPEAT"; done
-# One training holds its corpus in memory (qamoe.data.shards.gather_shards: its size + one shard; peak RSS 6.0 GB
+# One training holds its corpus in memory (qamoe.data.gather.gather_shards: its size + one shard; peak RSS 6.0 GB
 # measured with 7,196 of the 17,555 MOSI/MOSEI train rows and the affect views, ~10 GB expected with all of
 # them and train_raw): two at once only with room
 PARALLEL=${PARALLEL:-$([ "$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo)" -ge 26 ] && echo 2 || echo 1)}

@@ -86,7 +86,7 @@ def input_space_windows(model: Any, seq_lens: Mapping[str, int], batch: int, see
 
 def real_windows(shards: Path, seq_lens: Mapping[str, int], dims: Mapping[str, int], limit: int) -> Windows:
     """Up to `limit` windows from feature shards, cut or zero-padded to the model's window length."""
-    from qamoe.data.shards import read_shards
+    from qamoe.data.gather import read_shards
     from qamoe.modality import MODALITIES
 
     fs, _ = read_shards(shards)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qamoe.data.shards import read_shards, write_shard
+from qamoe.data.gather import read_shards
+from qamoe.data.shards import write_shard
 from qamoe.errors import ConfigError, DataError
 
 

@@ -37,7 +37,8 @@ from qamoe.corpus.jobs import CLIP_ERRORS
 from qamoe.corpus.offline import Extractors
 from qamoe.corpus.offline_errors import OfflineError
 from qamoe.data.featureset import FeatureSet
-from qamoe.data.shards import concat_featuresets, read_shard, read_shard_meta, write_shard
+from qamoe.data.gather import concat_featuresets
+from qamoe.data.shards import read_shard, read_shard_meta, write_shard
 from qamoe.errors import ConfigError, DataError
 from qamoe.modality import Modality
 

@@ -1,16 +1,9 @@
 """Data: the in-memory feature set, MMSA pickles, the versioned shard format, and the synthetic benchmark."""
 
 from qamoe.data.featureset import FeatureSet, feature_stats
+from qamoe.data.gather import concat_featuresets, read_shards
 from qamoe.data.mmsa import DATASET_DIMS, load_mmsa_pickle
-from qamoe.data.shards import (
-    SHARD_FORMAT,
-    SHARD_VERSION,
-    concat_featuresets,
-    read_shard,
-    read_shard_meta,
-    read_shards,
-    write_shard,
-)
+from qamoe.data.shards import SHARD_FORMAT, SHARD_VERSION, read_shard, read_shard_meta, write_shard
 
 __all__ = [
     "DATASET_DIMS",

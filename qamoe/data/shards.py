@@ -28,8 +28,8 @@ steps (mask False) hold zeros; an absent modality is an all-False mask, never a 
 changes are additive only: readers ignore members and meta keys they do not know. Anything else bumps the version.
 
 Writes are atomic: the file is written to a temporary `.<name>.<random>.tmp` in the target directory, synced, then
-renamed over the target with `os.replace`, so a reader never sees a half-written shard. `read_shards` concatenates
-shards in file-name order; their sequence lengths T may differ, and shorter ones are padded to the longest with
+renamed over the target with `os.replace`, so a reader never sees a half-written shard. `read_shards` (qamoe.data.gather)
+concatenates shards in file-name order; their sequence lengths T may differ, and shorter ones are padded to the longest with
 zeros (features) and False (masks), which the masks already mean as "no data here".
 """
 
@@ -43,8 +43,7 @@ import secrets
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +89,7 @@ def write_shard(
         "format": SHARD_FORMAT,
         "version": SHARD_VERSION,
         "split": split,
-        "feature_spec": _normalize_spec(feature_spec),
+        "feature_spec": normalize_spec(feature_spec),
         "created_by": created_by,
         "n": len(fs),
     }
@@ -115,64 +114,16 @@ def read_shard(
 
     With `expect_spec`, the shard's feature_spec must equal it (after a JSON round trip, so tuples equal lists)."""
     path = Path(path)
-    want = None if expect_spec is None else _normalize_spec(expect_spec)  # a bad argument is not a bad file
+    want = None if expect_spec is None else normalize_spec(expect_spec)  # a bad argument is not a bad file
     with _open_npz(path) as z, _reading(path):
         meta = _parse_meta(z, path)
         if want is not None:
-            _check_spec(meta["feature_spec"], want, f"{path}", "the expected spec")
+            check_spec(meta["feature_spec"], want, f"{path}", "the expected spec")
         missing = [name for name in _ARRAYS if name not in z.files]
         if missing:
             raise DataError(f"{path}: missing member(s) {', '.join(missing)}; found {sorted(z.files)}")
         arrays = {name: z[name] for name in _ARRAYS}
     return _to_featureset(arrays, meta["n"], path), meta
-
-
-def read_shards(
-    paths_or_dir: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-    *,
-    split: str | None = None,
-    expect_spec: Mapping[str, Any] | None = None,
-) -> tuple[FeatureSet, dict[str, Any]]:
-    """Read and concatenate shards (a directory's *.npz in file-name order, or the given paths, in that order).
-
-    All shards read together must share one feature_spec. `split` keeps only the shards of that split. Returns the
-    concatenated set (shorter sequences padded, see the module docstring) and a combined meta: format, version,
-    split (the common split, or None when they differ), feature_spec, created_by (the distinct values, joined with
-    ", "), n (total), shards (the paths read, as strings)."""
-    paths = _shard_paths(paths_or_dir)
-    metas = {p: read_shard_meta(p) for p in paths}
-    if split is not None:
-        paths = [p for p in paths if metas[p]["split"] == split]
-        if not paths:
-            found = sorted({m["split"] for m in metas.values()})
-            raise DataError(f"no {split!r} shards among the {len(metas)} read; splits found: {', '.join(found)}")
-    spec = metas[paths[0]]["feature_spec"]
-    for p in paths[1:]:
-        _check_spec(metas[p]["feature_spec"], spec, f"{p}", f"{paths[0]}")
-    if expect_spec is not None:
-        _check_spec(spec, _normalize_spec(expect_spec), f"{paths[0]}", "the expected spec")
-    fs = gather_shards([ShardRows(p) for p in paths])
-    _warn_duplicate_ids(fs)
-    splits = {metas[p]["split"] for p in paths}
-    meta = {
-        "format": SHARD_FORMAT,
-        "version": SHARD_VERSION,
-        "split": splits.pop() if len(splits) == 1 else None,
-        "feature_spec": spec,
-        "created_by": ", ".join(sorted({metas[p]["created_by"] for p in paths})),
-        "n": len(fs),
-        "shards": [str(p) for p in paths],
-    }
-    logger.info("read %d shard(s): %d samples", len(paths), len(fs))
-    return fs, meta
-
-
-@dataclass(frozen=True, eq=False)
-class ShardRows:
-    """Rows of one shard for `gather_shards`: the row indices `rows`, in that order, or every row (None)."""
-
-    path: Path
-    rows: np.ndarray | None = None
 
 
 def shard_ids(path: str | os.PathLike[str]) -> np.ndarray:
@@ -187,48 +138,7 @@ def shard_ids(path: str | os.PathLike[str]) -> np.ndarray:
     return ids
 
 
-def gather_shards(pieces: Sequence[ShardRows]) -> FeatureSet:
-    """The pieces' rows, in order, in one FeatureSet: what `concat_featuresets` of the pieces would give (each
-    modality padded to the longest T), written into arrays allocated once from the shards' `.npy` headers and
-    filled one shard at a time. Memory: the result plus one shard, never all the pieces and a copy of them (a
-    corpus with the voice encoder's columns is gigabytes). A shard may appear in several pieces (repeats)."""
-    if not pieces:
-        raise DataError("nothing to gather: no shards given")
-    shapes = {p.path: _feature_shapes(p.path) for p in pieces}
-    dims = {m: shapes[pieces[0].path][m][2] for m in MODALITIES}
-    for p in pieces:
-        got = {m: shapes[p.path][m][2] for m in MODALITIES}
-        if got != dims:
-            raise DataError(f"{p.path} has dims {_fmt_dims(got)} but {pieces[0].path} has {_fmt_dims(dims)}: they "
-                            "come from different feature extractors and cannot be read together")  # fmt: skip
-    counts = [shapes[p.path][MODALITIES[0]][0] if p.rows is None else len(p.rows) for p in pieces]
-    n = sum(counts)
-    feats, masks = {}, {}
-    for m in MODALITIES:
-        t = max(shapes[p.path][m][1] for p in pieces)
-        feats[m] = np.zeros((n, t, dims[m]), np.float32)
-        masks[m] = np.zeros((n, t), np.bool_)
-    labels = np.zeros(n, np.float32)
-    ids = []
-    start = 0
-    for p, count in zip(pieces, counts, strict=True):
-        fs, _ = read_shard(p.path)
-        if p.rows is not None:
-            fs = fs.subset(p.rows)
-        if len(fs) != count or any(fs.seq_lens[m] != shapes[p.path][m][1] for m in MODALITIES):
-            raise DataError(f"{p.path} changed while it was read: read it again once nothing writes it")
-        end = start + count
-        for m in MODALITIES:
-            tm = fs.seq_lens[m]
-            feats[m][start:end, :tm] = fs.feats[m]
-            masks[m][start:end, :tm] = fs.masks[m]
-        labels[start:end] = fs.labels
-        ids.append(np.asarray(fs.ids).astype(str))
-        start = end
-    return FeatureSet(feats=feats, masks=masks, labels=labels, ids=np.concatenate(ids))
-
-
-def _feature_shapes(path: Path) -> dict[Modality, tuple[int, int, int]]:
+def feature_shapes(path: Path) -> dict[Modality, tuple[int, int, int]]:
     """(N, T, D) of each modality's features, from the `.npy` headers inside the shard (no array is read)."""
     if not path.is_file():
         raise DataError(f"no shard at {path}: check the path, or extract features into it first")
@@ -248,38 +158,7 @@ def _feature_shapes(path: Path) -> dict[Modality, tuple[int, int, int]]:
     return out
 
 
-def concat_featuresets(sets: Sequence[FeatureSet]) -> FeatureSet:
-    """Concatenate feature sets along N, padding each modality to the longest T with zeros and False masks.
-
-    Padding is safe because a False mask already means "no data at this step" everywhere downstream."""
-    if not sets:
-        raise DataError("nothing to concatenate: no feature sets given")
-    dims = sets[0].dims
-    for i, fs in enumerate(sets):
-        if fs.dims != dims:
-            raise DataError(
-                f"feature set {i} has dims {_fmt_dims(fs.dims)} but set 0 has {_fmt_dims(dims)}: they come from"
-                " different feature extractors and cannot be concatenated"
-            )
-    n = sum(len(fs) for fs in sets)
-    feats: dict[Modality, np.ndarray] = {}
-    masks: dict[Modality, np.ndarray] = {}
-    for m in MODALITIES:
-        t = max(fs.seq_lens[m] for fs in sets)
-        feats[m] = np.zeros((n, t, dims[m]), np.float32)
-        masks[m] = np.zeros((n, t), np.bool_)
-        start = 0
-        for fs in sets:
-            end, tm = start + len(fs), fs.seq_lens[m]
-            feats[m][start:end, :tm] = fs.feats[m]
-            masks[m][start:end, :tm] = fs.masks[m]
-            start = end
-    labels = np.concatenate([np.asarray(fs.labels, np.float32) for fs in sets])
-    ids = np.concatenate([np.asarray(fs.ids).astype(str) for fs in sets])
-    return FeatureSet(feats=feats, masks=masks, labels=labels, ids=ids)
-
-
-def _normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+def normalize_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The spec as it will read back from JSON, so written and expected specs compare equal (tuples -> lists)."""
     if not isinstance(spec, Mapping):
         raise ConfigError(f"feature_spec must be a dict, got {type(spec).__name__}")
@@ -418,7 +297,7 @@ def _check_array(arr: np.ndarray, name: str, dtype: str, shape: tuple[int | None
         raise DataError(f"{path}: {name} must be {dtype} {want}, found {arr.dtype} {list(arr.shape)}")
 
 
-def _check_spec(found: Mapping[str, Any], want: Mapping[str, Any], what: str, against: str) -> None:
+def check_spec(found: Mapping[str, Any], want: Mapping[str, Any], what: str, against: str) -> None:
     if found == want:
         return
     keys = sorted(k for k in set(found) | set(want) if found.get(k, _MISSING) != want.get(k, _MISSING))
@@ -431,28 +310,6 @@ def _check_spec(found: Mapping[str, Any], want: Mapping[str, Any], what: str, ag
     )
 
 
-def _shard_paths(paths_or_dir: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
-    if isinstance(paths_or_dir, (str, os.PathLike)):
-        root = Path(paths_or_dir)
-        if not root.is_dir():
-            return [root]
-        paths = sorted(root.glob("*.npz"))
-        if not paths:
-            raise DataError(f"no shards (*.npz) in {root}: extract features into it first")
-        return paths
-    paths = [Path(p) for p in paths_or_dir]
-    if not paths:
-        raise DataError("no shard paths given")
-    return paths
-
-
-def _warn_duplicate_ids(fs: FeatureSet) -> None:
-    """Duplicate ids usually mean a shard was listed twice or two extractions overlap; warn rather than refuse."""
-    dup = len(fs) - len(np.unique(fs.ids))
-    if dup:
-        logger.warning("%d duplicate sample ids across the shards read: is a shard listed twice?", dup)
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -460,7 +317,3 @@ def _is_int(value: object) -> bool:
 def _short(value: object, limit: int = 60) -> str:
     text = "(absent)" if value is _MISSING else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _fmt_dims(dims: Mapping[Modality, int]) -> str:
-    return "{" + ", ".join(f"{m}: {dims[m]}" for m in MODALITIES) + "}"

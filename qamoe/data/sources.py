@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from qamoe.data.featureset import FeatureSet
+from qamoe.data.gather import ShardRows, gather_shards
 from qamoe.data.mmsa import DATASET_DIMS, load_mmsa_pickle
-from qamoe.data.shards import ShardRows, gather_shards, read_shard_meta, shard_ids
+from qamoe.data.shards import read_shard_meta, shard_ids
 from qamoe.data.synthetic import SyntheticConfig, make_benchmark
 from qamoe.errors import ConfigError, DataError
 

@@ -13,7 +13,7 @@ import pytest
 
 from qamoe.corpus.affect import read_clips, speakers_by_split
 from qamoe.corpus.affect_build import MicContext, build
-from qamoe.data.shards import read_shards
+from qamoe.data.gather import read_shards
 
 pytestmark = pytest.mark.shared
 

@@ -187,7 +187,7 @@ def _build(out: Path, data: Path, *extra: str) -> None:
 
 
 def _arrays(out: Path, splits: tuple[str, ...] = ("train", "valid", "test", "test_asr")) -> dict[str, np.ndarray]:
-    from qamoe.data.shards import read_shards
+    from qamoe.data.gather import read_shards
 
     arrays = {}
     for split in splits:

@@ -32,7 +32,8 @@ from qamoe.corpus.offline import (
     extract_clip,
 )
 from qamoe.data.featureset import FeatureSet
-from qamoe.data.shards import read_shard_meta, read_shards, write_shard
+from qamoe.data.gather import read_shards
+from qamoe.data.shards import read_shard_meta, write_shard
 from qamoe.data.sources import load_source
 from qamoe.errors import DataError
 from qamoe.modality import Modality

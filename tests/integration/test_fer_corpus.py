@@ -17,7 +17,7 @@ from edge.features.spec import default_feature_spec
 from qamoe.corpus.fer import place, read_fer
 from qamoe.corpus.fer_build import build
 from qamoe.corpus.offline import Extractors, extract_still
-from qamoe.data.shards import read_shards
+from qamoe.data.gather import read_shards
 
 pytestmark = pytest.mark.shared
 REPO = Path(__file__).resolve().parents[2]

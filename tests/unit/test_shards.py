@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 
 from qamoe.data.featureset import FeatureSet
-from qamoe.data.shards import (
-    SHARD_FORMAT,
-    SHARD_VERSION,
-    concat_featuresets,
-    read_shard,
-    read_shard_meta,
-    read_shards,
-    write_shard,
-)
+from qamoe.data.gather import concat_featuresets, read_shards
+from qamoe.data.shards import SHARD_FORMAT, SHARD_VERSION, read_shard, read_shard_meta, write_shard
 from qamoe.errors import ConfigError, DataError
 from qamoe.modality import MODALITIES, Modality
 
@@ -302,7 +295,8 @@ def test_a_folder_can_leave_out_sources_by_id_prefix_in_every_split(tmp_path: Pa
 
 
 def test_gather_equals_concatenating_the_chosen_rows_with_repeats_and_padding(tmp_path: Path) -> None:
-    from qamoe.data.shards import ShardRows, gather_shards, shard_ids
+    from qamoe.data.gather import ShardRows, gather_shards
+    from qamoe.data.shards import shard_ids
 
     a = write_shard(tmp_path / "a.npz", _fs(5, seed=1, prefix="a"), split="train", feature_spec=SPEC)
     short = {Modality.TEXT: 2, Modality.AUDIO: 9, Modality.VISION: 1}
@@ -326,7 +320,7 @@ def test_gather_holds_the_result_and_one_shard_never_a_second_copy(tmp_path: Pat
     """Reading a corpus (gigabytes with the voice encoder's columns) must not need twice its size."""
     import tracemalloc
 
-    from qamoe.data.shards import ShardRows, gather_shards
+    from qamoe.data.gather import ShardRows, gather_shards
 
     t = {Modality.TEXT: 8, Modality.AUDIO: 100, Modality.VISION: 10}
     paths = [write_shard(tmp_path / f"{i}.npz", _fs(400, t=t, seed=i, prefix=f"{i}-"), split="train",
