@@ -85,7 +85,7 @@ def gather_shards(pieces: Sequence[ShardRows]) -> FeatureSet:
     corpus with the voice encoder's columns is gigabytes). A shard may appear in several pieces (repeats)."""
     if not pieces:
         raise DataError("nothing to gather: no shards given")
-    shapes = {p.path: feature_shapes(p.path) for p in pieces}
+    shapes = {path: feature_shapes(path) for path in dict.fromkeys(p.path for p in pieces)}  # once per shard
     dims = {m: shapes[pieces[0].path][m][2] for m in MODALITIES}
     for p in pieces:
         got = {m: shapes[p.path][m][2] for m in MODALITIES}
