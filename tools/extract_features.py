@@ -176,22 +176,23 @@ def extract_all(args: argparse.Namespace, rows: list[ClipRow], shards: ShardSet,
     raw = args.raw / "Raw" if (args.raw / "Raw").is_dir() else args.raw
     start = time.perf_counter()
     try:
-        for row in progress(todo, desc="extract", unit="clip"):
-            path = find_clip(raw, row)
-            try:
-                if path is None:
-                    raise ClipReadError(f"no video file {row.video_id}/{row.clip_id}.* under {raw}")
-                clip = extract_clip(path, path, transcript_of(row), spec=args.spec, extractors=extractors,
-                                    config=args.offline)
-                shards.add(row.split, clip_featureset(clip, row))
-                tally.extracted[row.split] += 1
-                skipped.pop(row.key, None)
-            except CLIP_ERRORS as e:
-                logger.warning("skipped %s: %s", row.key, e)
-                where = str(path) if path is not None else ""
-                skipped[row.key] = {"id": row.key, "split": row.split, "path": where, "reason": str(e)}
-                tally.skipped += 1
-                save_skipped(args.out, skipped)
+        with progress(todo, desc="extract", unit="clip") as clips:
+            for row in clips:
+                path = find_clip(raw, row)
+                try:
+                    if path is None:
+                        raise ClipReadError(f"no video file {row.video_id}/{row.clip_id}.* under {raw}")
+                    clip = extract_clip(path, path, transcript_of(row), spec=args.spec, extractors=extractors,
+                                        config=args.offline)
+                    shards.add(row.split, clip_featureset(clip, row))
+                    tally.extracted[row.split] += 1
+                    skipped.pop(row.key, None)
+                except CLIP_ERRORS as e:
+                    logger.warning("skipped %s: %s", row.key, e)
+                    where = str(path) if path is not None else ""
+                    skipped[row.key] = {"id": row.key, "split": row.split, "path": where, "reason": str(e)}
+                    tally.skipped += 1
+                    save_skipped(args.out, skipped)
     finally:
         shards.flush()
         save_skipped(args.out, skipped)

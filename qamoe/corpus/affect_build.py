@@ -168,8 +168,9 @@ def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None
     by_key = {c.key: c for c in todo}
     made = 0
     try:
-        with (out / PROVENANCE).open("a", encoding="utf-8") as prov:
-            for r in progress(run_clips(todo, workers, spec.voice_encoder, mic), total=len(todo), unit="clip"):
+        with (out / PROVENANCE).open("a", encoding="utf-8") as prov, \
+                progress(run_clips(todo, workers, spec.voice_encoder, mic), total=len(todo), unit="clip") as results:
+            for r in results:
                 clip = by_key[r.key]
                 if r.error is not None or r.streams is None:
                     skipped[r.key] = {"id": r.key, "path": str(clip.path), "reason": r.error or "no streams"}

@@ -229,20 +229,19 @@ def build(out: Path, rows: list[CorpusRow], shards: ShardSet, index: WindowIndex
     # line-buffered: a line is on disk before its sample can reach a shard checkpoint
     with (out / PROVENANCE).open("a", encoding="utf-8", buffering=1) as prov:
         try:
-            results = progress(run_plans(todo, workers, config.needs_asr, shards.spec.voice_encoder),
-                               total=len(todo), desc="corpus",
-                               unit="sample", smoothing=0.1)
-            for plan, result in zip(todo, results):
-                if result.error is not None:
-                    logger.warning("skipped %s: %s", plan.row.key, result.error)
-                    skipped[plan.row.key] = {"id": plan.row.key, "reason": result.error}
-                    tally.skipped += 1
-                    continue
-                shards.add(plan.row.split, to_featureset(plan, result))
-                prov.write(json.dumps(provenance_record(plan, result), sort_keys=True) + "\n")
-                tally.built[plan.row.split] += 1
-                tally.worker_seconds += result.seconds
-                tally.cpu_seconds += result.cpu_s
+            with progress(run_plans(todo, workers, config.needs_asr, shards.spec.voice_encoder),
+                          total=len(todo), desc="corpus", unit="sample", smoothing=0.1) as results:
+                for plan, result in zip(todo, results):
+                    if result.error is not None:
+                        logger.warning("skipped %s: %s", plan.row.key, result.error)
+                        skipped[plan.row.key] = {"id": plan.row.key, "reason": result.error}
+                        tally.skipped += 1
+                        continue
+                    shards.add(plan.row.split, to_featureset(plan, result))
+                    prov.write(json.dumps(provenance_record(plan, result), sort_keys=True) + "\n")
+                    tally.built[plan.row.split] += 1
+                    tally.worker_seconds += result.seconds
+                    tally.cpu_seconds += result.cpu_s
         finally:
             shards.flush()
             prov.flush()

@@ -182,13 +182,24 @@ def make_extractors(asr: bool, spec: FeatureSpec) -> Extractors:
     return extractors
 
 
-def progress(items: Iterable[T], **tqdm_args: Any) -> Iterator[T]:
-    """`items` with a tqdm bar on a terminal (none when not a tty), log lines printed above it."""
+@contextlib.contextmanager
+def progress(items: Iterable[T], **tqdm_args: Any) -> Iterator[Iterator[T]]:
+    """`with progress(items) as it:` iterates `items` with a tqdm bar on a terminal (none when not a tty), log
+    lines printed above it. Leaving the block, however it is left (the end, an error, Ctrl-C, SIGTERM), closes
+    `items` when it is a generator: a worker pool behind it (`qamoe.corpus.jobs.run_jobs`) stops there and
+    then, not when the interpreter exits (where it warned of leaked semaphores)."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with logging_redirect_tqdm():
-        yield from tqdm(items, disable=None, **tqdm_args)
+    bar = tqdm(items, disable=None, **tqdm_args)
+    try:
+        with logging_redirect_tqdm():
+            yield iter(bar)
+    finally:
+        bar.close()
+        close = getattr(items, "close", None)
+        if callable(close):
+            close()
 
 
 def add_shard_args(p: argparse.ArgumentParser, unit: str) -> None:

@@ -111,8 +111,10 @@ def build(data: FerData, faces: list[FerFace], out: Path, *, workers: int, limit
     by_key = {f.key: f for f in todo}
     made = with_face = 0
     try:
-        with (out / PROVENANCE).open("a", encoding="utf-8") as prov:
-            for r in progress(run_faces(jobs_of(data, todo, placement), workers, spec.voice_encoder), total=len(todo), unit="photo"):
+        faces_made = run_faces(jobs_of(data, todo, placement), workers, spec.voice_encoder)
+        with (out / PROVENANCE).open("a", encoding="utf-8") as prov, \
+                progress(faces_made, total=len(todo), unit="photo") as results:
+            for r in results:
                 face = by_key[r.key]
                 if r.error is not None or r.streams is None:
                     skipped[r.key] = {"id": r.key, "index": face.index, "reason": r.error or "no streams"}

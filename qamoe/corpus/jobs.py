@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -82,6 +83,12 @@ def init_worker(asr: bool, asr_threads: int, voice_encoder: bool = False) -> Non
 
     if multiprocessing.parent_process() is not None:  # Ctrl-C reaches the parent, which stops the pool
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # faster-whisper constructs (disabled) tqdm bars, and tqdm's first bar creates a process-shared lock:
+        # a named semaphore that a worker stopped by the pool's terminate() never unlinks ("leaked semaphore
+        # objects" when a build is interrupted). A worker draws no bars; a thread lock is all it needs.
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
 
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     # temperature 0 only: Whisper's fallback samples at higher temperatures, which would make the ASR text of
