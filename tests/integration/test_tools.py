@@ -48,3 +48,54 @@ def test_bad_input_gives_one_line_and_an_exit_code(args: list[str], code: int, n
     assert r.returncode == code, (r.returncode, r.stderr)
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_compare_sources_reads_each_source_and_groups_seeds(tmp_path: Path) -> None:
+    """tools/compare_sources.py on shards of two folders (words corpus, affect corpus) and two seeds of one
+    method: a summary per source, rows for every (checkpoint, source, degradation), and a one-line error for a
+    folder without the split."""
+    import numpy as np
+    import torch
+
+    from qamoe.checkpoint import save_checkpoint
+    from qamoe.config import ModelConfig
+    from qamoe.corpus.source_compare import DEGRADATIONS
+    from qamoe.data.featureset import FeatureSet
+    from qamoe.data.shards import write_shard
+    from qamoe.modality import MODALITIES, Modality
+    from qamoe.models import create_model
+
+    seq = {Modality.TEXT: 6, Modality.AUDIO: 10, Modality.VISION: 8}
+    dims = {Modality.TEXT: 12, Modality.AUDIO: 5, Modality.VISION: 7}
+    rng = np.random.default_rng(0)
+
+    def shard(folder: Path, ids: list[str], labels: list[float]) -> None:
+        n = len(ids)
+        fs = FeatureSet({m: rng.normal(size=(n, seq[m], dims[m])).astype(np.float32) for m in MODALITIES},
+                        {m: np.ones((n, seq[m]), bool) for m in MODALITIES}, np.array(labels, np.float32),
+                        np.array(ids))  # fmt: skip
+        folder.mkdir()
+        write_shard(folder / "test-00000.npz", fs, split="test", feature_spec={"toy": 1})
+
+    shard(tmp_path / "words", [f"mosi/c_{i}" for i in range(8)], [2, -2, 1, -1, 0.5, -0.5, 3, -3])
+    emotions = ["03", "04", "05", "01", "03", "06"]  # happy, sad, angry, neutral, happy, fearful
+    shard(tmp_path / "voices", [f"ravdess/03-01-{e}-01-01-01-2{i % 4 + 1}" for i, e in enumerate(emotions)],
+          [2, -1.5, -2, 0, 2, -1.5])  # fmt: skip
+    cks = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = create_model("qamoe", ModelConfig(input_dims=dims, d_model=16, expert_hidden=24))
+        cks.append(str(save_checkpoint(tmp_path / f"ck{seed}", model, model_name="qamoe",
+                                       train_config={"method": "qamoe[d_model=16]", "seed": seed})))  # fmt: skip
+    out = tmp_path / "cmp"
+    r = _run("tools/compare_sources.py", "--corpus", str(tmp_path / "words"), "--affect", str(tmp_path / "voices"),
+             "--checkpoints", *cks, "--out", str(out), timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    summary = (out / "summary.md").read_text()
+    assert "| qamoe | 2 |" in summary and "mosi Acc-2" in summary and "ravdess AUC" in summary
+    rows = (out / "rows.csv").read_text().splitlines()
+    assert rows[0].startswith("# provenance:")
+    assert len(rows) == 2 + 2 * 2 * len(DEGRADATIONS)  # provenance, header, checkpoints x sources x degradations
+    r = _run("tools/compare_sources.py", "--corpus", str(tmp_path / "words"), "--split", "valid",
+             "--checkpoints", *cks, "--out", str(out), timeout=120)  # fmt: skip
+    assert r.returncode == 3 and "Traceback" not in r.stderr, (r.returncode, r.stderr)
