@@ -14,8 +14,9 @@
 # AFFECT= (empty) trains on MOSI/MOSEI alone. --permissive leaves
 # out, in every split, the rows of the sources whose licence forbids commercial use or is unclear
 # (qamoe/data/sources.py, DIR!SRC).
-# Every method gets the same data, the same width (d_model 32, expert_hidden 48: the size whose ONNX graph
-# meets the 0.3 ms CPU budget, docs/BENCHMARKS.md), the same epochs and seeds, and is selected on the valid
+# Every method gets the same data, the same width (d_model 64, expert_hidden 96: at d_model 32 the affect rows
+# cost the text path ~3 points, docs/results/affect/summary.md; 64 misses the 0.3 ms CPU budget of the model
+# graph by ~0.1 ms, docs/BENCHMARKS.md), the same epochs and seeds, and is selected on the valid
 # split: the mean of clean and spectrum-corrupted validation MAE, averaged per source (SELECT_BY=source: the
 # 200 RAVDESS/EmoDB valid clips weigh as much as MOSEI's 1,800; SELECT_BY=rows weighs every row alike). Two
 # trainings run at a time with one torch thread each (on a 2-core machine that beats one run with two
@@ -46,18 +47,17 @@ SEEDS=${SEEDS:-"0 1 2"}
 METHODS=${METHODS:-"qamoe qamoe_no_quality_gate early_fusion late_fusion"}
 # EXTRA: more ModelConfig overrides for every method, e.g. EXTRA=absent_variance=learned (the recipe of the
 # retired live_v1 weights, trained before the absent-modality variance bound existed; docs/MODEL_CARD.md)
-# WIDTH: the model's width for every method (the wider d_model=64,expert_hidden=96 kept the text path within
-# a point of a text-only model when trained with the affect rows: docs/results/affect/summary.md)
-WIDTH=${WIDTH:-d_model=32,expert_hidden=48}
+# WIDTH: the model's width for every method (WIDTH=d_model=32,expert_hidden=48 was live_v2's)
+WIDTH=${WIDTH:-d_model=64,expert_hidden=96}
 DIMS="$WIDTH${EXTRA:+,$EXTRA}"
 SELECT_BY=${SELECT_BY:-source}
 PY=${PY:-.venv/bin/python}
 DATA="shards:$CORPUS$LEAVE_OUT"
 for dir in "${AFFECT_DIRS[@]}"; do DATA+=",$dir$LEAVE_OUT*$AFFECT_REPEAT"; done
-# One training holds its corpus in memory (qamoe.data.gather.gather_shards: its size + one shard; peak RSS 6.0 GB
-# measured with 7,196 of the 17,555 MOSI/MOSEI train rows and the affect views, ~10 GB expected with all of
-# them and train_raw): two at once only with room
-PARALLEL=${PARALLEL:-$([ "$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo)" -ge 26 ] && echo 2 || echo 1)}
+# One training holds its corpus in memory (qamoe.data.gather.gather_shards: its size + one shard; peak RSS
+# 10.2-10.3 GB measured with all of runs/corpus-v2, train_raw and the three affect views x4, 2026-12-07): two
+# at once only with room for both and the system (22 GB available; a 24 GB machine idle has ~23)
+PARALLEL=${PARALLEL:-$([ "$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo)" -ge 22 ] && echo 2 || echo 1)}
 for dir in "$CORPUS" "${AFFECT_DIRS[@]}"; do
   [ -d "$dir" ] || { echo "train_live.sh: $dir not found: build it first (docs/CORPUS.md, \"Commands\")" >&2; exit 2; }
 done
