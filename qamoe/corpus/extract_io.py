@@ -187,7 +187,7 @@ def progress(items: Iterable[T], **tqdm_args: Any) -> Iterator[Iterator[T]]:
     """`with progress(items) as it:` iterates `items` with a tqdm bar on a terminal (none when not a tty), log
     lines printed above it. Leaving the block, however it is left (the end, an error, Ctrl-C, SIGTERM), closes
     `items` when it is a generator: a worker pool behind it (`qamoe.corpus.jobs.run_jobs`) stops there and
-    then, not when the interpreter exits (where it warned of leaked semaphores)."""
+    then, not whenever the traceback holding the generator is freed."""
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
