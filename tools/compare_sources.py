@@ -80,7 +80,8 @@ def main(args: argparse.Namespace) -> int:
     summary = "\n\n".join([
         f"Clean, {args.split} (mean ± sd over seeds)", clean_table(rows, methods),
         "Each source's headline metric with one stream degraded", degraded_table(rows, methods),
-        "Reliability of the degraded stream", reliability_table(rows, methods),
+        "Reliability of the degraded stream (mean ± sd over seeds and the sources of each kind)",
+        reliability_table(rows, methods),
     ])  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, args.out / "rows.csv", provenance)
