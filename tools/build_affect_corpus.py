@@ -12,7 +12,9 @@ Labels: the emotion -> valence map and the speaker splits of `qamoe.corpus.affec
 label, split, what the ASR heard), `skipped.json`, `extract.json`. Resumable: made clips are not made again.
 `--lead-in S` puts S seconds of silence before each clip (what a microphone open before the speech hears; the
 default 0 is a clip that starts the stream), `--noise-floor=LO:HI` a microphone's white noise under the lead-in
-and the clip at a level per clip drawn from a hash of its id (`qamoe.corpus.affect_build.MicContext`).
+and the clip at a level per clip drawn from a hash of its id, `--speech-level=LO:HI` the clip scaled to a speech
+level drawn the same way (microphones at other gains; `qamoe.corpus.affect_build.MicContext`); `--splits
+train,valid` makes only those splits' clips.
 `--balanced-out DIR` then writes a second folder for training: the train split label-balanced to a mean target
 of 0 (every clip of target >= 0, a hashed share of the negative ones; `qamoe.corpus.balance`) and the valid and
 test splits whole, every label from the current emotion -> valence map (so a corpus built under an earlier map
@@ -64,12 +66,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--noise-floor", metavar="LO:HI",
                    help="white noise over the lead-in and the clip, per clip at a level drawn uniformly in LO..HI "
                         "dBFS RMS from a hash of its id (write it with '=': --noise-floor=-80:-50; or one level: -60)")
+    p.add_argument("--speech-level", metavar="LO:HI",
+                   help="scale each clip so its speech level (90th percentile of 20 ms RMS) is drawn uniformly in "
+                        "LO..HI dBFS from a hash of its id, as microphones at other gains deliver it "
+                        "(--speech-level=-50:-10; default: the clip as recorded)")
+    p.add_argument("--splits", help="comma-separated splits to make (default: train,valid,test)")
     add_shard_args(p, "clips")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
 
-def parse_noise_floor(text: str | None) -> tuple[float, float] | None:
+def parse_noise_floor(text: str | None, flag: str = "--noise-floor", example: str = "-80:-50") -> \
+        tuple[float, float] | None:
     """"LO:HI" or "LEVEL" (dBFS) -> (lo, hi); MicContext checks the range."""
     if text is None:
         return None
@@ -78,7 +86,7 @@ def parse_noise_floor(text: str | None) -> tuple[float, float] | None:
     except ValueError:
         parts = []
     if len(parts) not in (1, 2):
-        raise ConfigError(f"--noise-floor {text}: use LO:HI in dBFS, e.g. -80:-50, or one level, e.g. -60")
+        raise ConfigError(f"{flag} {text}: use LO:HI in dBFS, e.g. {example}, or one level, e.g. {example.split(':')[1]}")
     return (parts[0], parts[-1])
 
 
@@ -87,12 +95,16 @@ def main(args: argparse.Namespace) -> int:
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     if args.workers < 1 or args.shard_size < 1 or args.checkpoint_every < 1 or (args.limit or 0) < 0:
         raise ConfigError("--workers, --shard-size and --checkpoint-every must be >= 1 and --limit >= 0")
-    mic = MicContext(args.lead_in, parse_noise_floor(args.noise_floor))
+    mic = MicContext(args.lead_in, parse_noise_floor(args.noise_floor),
+                     parse_noise_floor(args.speech_level, "--speech-level", "-50:-10"))
     overrides = parse_valence_overrides(args.valence)
     if overrides and args.balanced_out is None:
         raise ConfigError("--valence relabels the balanced view: pass --balanced-out DIR with it")
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    clips = read_clips(args.affect, datasets)
+    splits = {x.strip() for x in (args.splits or "train,valid,test").split(",") if x.strip()}
+    if not splits or not splits <= {"train", "valid", "test"}:
+        raise ConfigError(f"--splits {args.splits}: choose from train,valid,test")
+    clips = [c for c in read_clips(args.affect, datasets) if c.split in splits]
     spec = default_feature_spec(voice_encoder=args.voice_encoder)
     make_extractors(True, spec)  # fail here, with the fix, if the engines are not built (not in each worker)
     options = {"datasets": sorted(datasets), "transcripts": "asr", "feature_spec_digest": spec.digest,

@@ -7,7 +7,8 @@
 The held-out clips of a split (default test: RAVDESS actors 21-24, EmoDB speakers 15-16, speech_va; see
 `qamoe.corpus.affect`) are joined into one 16 kHz WAV with `--gap` seconds of silence between them (>= the
 window length, so no window holds two clips; `--noise-floor DBFS` adds a microphone's white noise floor to the
-whole stream), replayed by one real `qamoe-live --camera none --mic WAV --fast`
+whole stream, `--gain DB` plays every clip that much louder or softer, as a microphone at another gain would
+deliver it), replayed by one real `qamoe-live --camera none --mic WAV --fast`
 process (in an order hashed from the clip ids, never from their labels), and its published sentiment messages
 are read by a real ZeroMQ subscriber. Each clip's valence is the
 one of the window that ends where the clip ends (the live analogue of the training window, which ends with
@@ -51,19 +52,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--noise-floor", type=float, metavar="DBFS",
                    help="add white noise at this RMS level (dBFS, e.g. -60) to the whole stream, gaps and clips: "
                         "a microphone's noise floor instead of digital silence between clips")
+    p.add_argument("--gain", type=float, default=0.0, metavar="DB",
+                   help="play every clip DB decibels louder (or softer, < 0), clipped to full scale as a converter "
+                        "does: a microphone at another gain (RAVDESS speaks at about -30 to -50 dBFS, a close "
+                        "headset or GRID's booth at -10)")
     p.add_argument("--limit", type=int, help="at most N clips per corpus (spread over speakers and emotions)")
     p.add_argument("--json", type=Path, help="write the rows and each clip's valence here")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
 
-def join_clips(clips: list, gap_s: float, path: Path, noise_dbfs: float | None = None) -> list[tuple[float, float]]:
+def join_clips(clips: list, gap_s: float, path: Path, noise_dbfs: float | None = None,
+               gain_db: float = 0.0) -> list[tuple[float, float]]:
     """Write the clips into one mono 16-bit WAV at 16 kHz, `gap_s` of silence before each; their spans (s).
-    `noise_dbfs`: white noise of that RMS over the whole stream (seeded, the same whatever the clips' labels)."""
+    `noise_dbfs`: white noise of that RMS over the whole stream (seeded, the same whatever the clips' labels);
+    `gain_db`: every clip scaled by 10^(gain_db / 20) (the same for every clip, so it carries no label)."""
     gap = np.zeros(round(gap_s * SAMPLE_RATE), np.float32)
     parts, spans, t = [], [], 0.0
     for c in clips:
-        pcm = load_audio_16k(c.path)
+        pcm = load_audio_16k(c.path) * np.float32(10 ** (gain_db / 20))
         parts += [gap, pcm]
         t += gap.size / SAMPLE_RATE
         spans.append((t, t + pcm.size / SAMPLE_RATE))
@@ -97,11 +104,13 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--gap {args.gap}: use at least the window length (4 s) so no window holds two clips")
     if args.noise_floor is not None and not -120 <= args.noise_floor <= -10:
         raise ConfigError(f"--noise-floor {args.noise_floor}: use a level in dBFS from -120 to -10, e.g. -60")
+    if not -40 <= args.gain <= 40:
+        raise ConfigError(f"--gain {args.gain}: use -40 to 40 dB, e.g. 20 for a microphone 20 dB hotter")
     clips = [c for c in read_clips(args.affect, args.datasets.split(",")) if c.split == args.split]
     clips = play_order(spread(clips, args.limit))
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "held_out.wav"
-        spans = join_clips(clips, args.gap, wav, args.noise_floor)
+        spans = join_clips(clips, args.gap, wav, args.noise_floor, args.gain)
         try:
             windows = sentiment_windows(("--camera", "none", "--mic", str(wav)), args.engines, 60 + 2 * spans[-1][1])
         except LiveRunError as e:

@@ -10,8 +10,10 @@ speech, and a real one a noise floor under everything. `lead_in_s` > 0 puts that
 silence before the clip's samples (the gap `tools/evaluate_affect_live.py` plays between clips), so every audio
 slot of the window is present and every encoder block has its full context; `noise_floor_dbfs` (lo, hi) adds
 white noise over the lead-in and the clip at a level drawn per clip, uniformly in [lo, hi] dBFS RMS, from a hash
-of the clip's key (never its label). Window and stats times stay in the clip's own time (docs/CORPUS.md,
-"Lead-in").
+of the clip's key (never its label); `speech_level_dbfs` (lo, hi) first scales the clip so its speech level
+(`speech_level`: the 90th percentile of its 20 ms frames' RMS) sits at a level drawn the same way, as microphones
+at other gains and distances deliver it (docs/CORPUS.md, "Speech level"). Window and stats times stay in the
+clip's own time (docs/CORPUS.md, "Lead-in").
 
 No input depends on the label: the audio is the clip, the text is what the ASR hears in it, vision is masked;
 the label only goes into the shard's label column (tests/integration/test_affect_corpus.py).
@@ -76,6 +78,7 @@ class MicContext:
 
     lead_in_s: float = 0.0
     noise_floor_dbfs: tuple[float, float] | None = None
+    speech_level_dbfs: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.lead_in_s <= 30:
@@ -85,20 +88,30 @@ class MicContext:
             if not -120 <= lo <= hi <= -10:
                 raise ConfigError(f"--noise-floor {lo:g}:{hi:g}: use LO:HI dBFS with -120 <= LO <= HI <= -10, "
                                   "e.g. -80:-50")  # fmt: skip
+        if self.speech_level_dbfs is not None:
+            lo, hi = self.speech_level_dbfs
+            if not -70 <= lo <= hi <= -3:
+                raise ConfigError(f"--speech-level {lo:g}:{hi:g}: use LO:HI dBFS with -70 <= LO <= HI <= -3, "
+                                  "e.g. -50:-10")  # fmt: skip
 
     @property
     def changes_audio(self) -> bool:
-        return self.lead_in_s > 0 or self.noise_floor_dbfs is not None
+        return self.lead_in_s > 0 or self.noise_floor_dbfs is not None or self.speech_level_dbfs is not None
 
     def level_dbfs(self, key: str) -> float | None:
         """The clip's noise level: uniform in [lo, hi] from a hash of its key (None without a noise floor)."""
-        if self.noise_floor_dbfs is None:
-            return None
-        lo, hi = self.noise_floor_dbfs
-        return lo + (hi - lo) * int(_digest(key, "level")[:8], 16) / 2**32
+        return None if self.noise_floor_dbfs is None else _uniform(self.noise_floor_dbfs, key, "level")
+
+    def speech_dbfs(self, key: str) -> float | None:
+        """The clip's speech level: uniform in [lo, hi] from a hash of its key (None: the clip as recorded)."""
+        return None if self.speech_level_dbfs is None else _uniform(self.speech_level_dbfs, key, "speech")
 
     def apply(self, pcm: np.ndarray, key: str) -> np.ndarray:
-        """The lead-in's silence, then the clip (16 kHz mono float32), with the noise floor over both."""
+        """The lead-in's silence, then the clip (16 kHz mono float32; at its drawn speech level, clipped to
+        [-1, 1] as a converter does), with the noise floor over both."""
+        target = self.speech_dbfs(key)
+        if target is not None:
+            pcm = np.clip(pcm * np.float32(10 ** ((target - speech_level(pcm)) / 20)), -1.0, 1.0).astype(np.float32)
         out = np.concatenate([np.zeros(round(self.lead_in_s * SAMPLE_RATE), np.float32), pcm])
         level = self.level_dbfs(key)
         if level is not None:
@@ -113,7 +126,26 @@ class MicContext:
             out["lead_in_s"] = self.lead_in_s
         if self.noise_floor_dbfs is not None:
             out["noise_floor_dbfs"] = list(self.noise_floor_dbfs)
+        if self.speech_level_dbfs is not None:
+            out["speech_level_dbfs"] = list(self.speech_level_dbfs)
         return out
+
+
+def speech_level(pcm: np.ndarray, frame: int = SAMPLE_RATE // 50) -> float:
+    """A clip's speech level in dBFS: the 90th percentile of its 20 ms frames' RMS (the loud part of the clip,
+    which is its speech for a clip that is mostly speech; -120 for silence)."""
+    x = np.asarray(pcm, np.float64)
+    if x.size == 0:
+        return -120.0
+    n = max(1, x.size // frame)
+    frames = x[: n * frame].reshape(n, -1) if x.size >= frame else x.reshape(1, -1)
+    rms = np.sqrt((frames**2).mean(axis=1))
+    return float(20 * np.log10(max(float(np.percentile(rms, 90)), 1e-6)))
+
+
+def _uniform(bounds: tuple[float, float], key: str, salt: str) -> float:
+    lo, hi = bounds
+    return lo + (hi - lo) * int(_digest(key, salt)[:8], 16) / 2**32
 
 
 def _digest(key: str, salt: str) -> str:
@@ -183,6 +215,7 @@ def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None
                     "label": clip.label, "split": clip.split, "transcript": r.transcript,
                     "window_end_s": r.window_end_s, "duration_s": r.duration_s, "seconds": round(r.seconds, 3),
                     **({} if (level := mic.level_dbfs(clip.key)) is None else {"noise_floor_dbfs": round(level, 2)}),
+                    **({} if (speech := mic.speech_dbfs(clip.key)) is None else {"speech_level_dbfs": round(speech, 2)}),
                 }) + "\n")  # fmt: skip
                 made += 1
     finally:

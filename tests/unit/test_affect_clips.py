@@ -150,7 +150,8 @@ def test_lead_in_is_silence_before_the_clip_and_bad_values_are_refused(tmp_path:
     assert not led[:4000].any() and np.array_equal(led[4000:], pcm)
     assert mic.options() == {"lead_in_s": 0.25} and MicContext().options() == {}  # old folders resume
     tool = Path(__file__).resolve().parents[2] / "tools" / "build_affect_corpus.py"
-    for bad in (["--lead-in", "-1"], ["--noise-floor=-40:-70"], ["--noise-floor", "loud"]):
+    for bad in (["--lead-in", "-1"], ["--noise-floor=-40:-70"], ["--noise-floor", "loud"],
+                ["--speech-level=-10:-50"], ["--speech-level", "0"], ["--splits", "dev"]):
         run = subprocess.run([sys.executable, str(tool), "--affect", str(tmp_path), "--out", str(tmp_path / "out"),
                               *bad], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
         assert run.returncode == 2, run.stderr
@@ -173,3 +174,28 @@ def test_noise_floor_level_comes_from_the_clip_id_never_its_label() -> None:
     assert not np.array_equal(a, mic.apply(pcm, keys[1]))
     fixed = MicContext(noise_floor_dbfs=(-60.0, -60.0))
     assert fixed.level_dbfs(keys[3]) == -60.0 and fixed.options() == {"noise_floor_dbfs": [-60.0, -60.0]}
+
+
+def test_speech_level_is_drawn_from_the_clip_id_and_sets_the_loud_frames_there() -> None:
+    from qamoe.corpus.affect_build import MicContext, speech_level
+
+    t = np.arange(48000) / 16000
+    speech = (0.01 * np.sin(2 * np.pi * 200 * t) * (t > 1.0)).astype(np.float32)  # 1 s of silence, then a tone
+    assert abs(speech_level(speech) - 20 * np.log10(0.01 / np.sqrt(2))) < 0.1  # the loud frames, not the silence
+    assert speech_level(np.zeros(100, np.float32)) == -120.0 and speech_level(np.zeros(0, np.float32)) == -120.0
+    mic = MicContext(lead_in_s=0.5, speech_level_dbfs=(-50.0, -10.0))
+    keys = [f"emodb/03a01{e}a" for e in "FWLETAN"] + [f"ravdess/03-01-0{i}-01-01-01-01" for i in range(1, 9)]
+    targets = [mic.speech_dbfs(k) for k in keys]  # from the id alone: the same for any label of the clip
+    assert all(v is not None and -50 <= v <= -10 for v in targets) and len(set(targets)) == len(keys)
+    for key, target in zip(keys[:4], targets[:4], strict=True):
+        out = mic.apply(speech, key)
+        assert out.dtype == np.float32 and out.shape == (8000 + 48000,) and not out[:8000].any()
+        assert abs(speech_level(out[8000:]) - target) < 0.05
+        assert np.array_equal(out, mic.apply(speech, key))
+    hot = MicContext(speech_level_dbfs=(-3.0, -3.0)).apply(speech * 0 + np.float32(0.5), keys[0])
+    assert np.abs(hot).max() <= 1.0  # a gain past full scale clips, as a converter does
+    assert mic.options() == {"lead_in_s": 0.5, "speech_level_dbfs": [-50.0, -10.0]}
+    assert MicContext(noise_floor_dbfs=(-80.0, -50.0)).speech_dbfs(keys[0]) is None
+    # the speech level and the noise floor are drawn apart: the same clip gets unrelated levels
+    both = MicContext(noise_floor_dbfs=(-50.0, -10.0), speech_level_dbfs=(-50.0, -10.0))
+    assert [both.level_dbfs(k) for k in keys] != [both.speech_dbfs(k) for k in keys]

@@ -45,8 +45,21 @@ def test_clips_are_joined_with_gaps_and_the_noise_floor_covers_the_whole_stream(
     assert again == spans and np.array_equal(load_audio_16k(tmp_path / "again.wav"), noisy)
 
 
+def test_gain_scales_every_clip_alike_and_clips_at_full_scale(tmp_path: Path) -> None:
+    t = np.arange(8000) / 16000
+    clips = [_wav(tmp_path / "a.wav", 0.05 * np.sin(2 * np.pi * 220 * t)),
+             _wav(tmp_path / "b.wav", 0.5 * np.sin(2 * np.pi * 440 * t))]  # fmt: skip
+    spans = join_clips(clips, 4.5, tmp_path / "plain.wav")
+    assert join_clips(clips, 4.5, tmp_path / "hot.wav", gain_db=20.0) == spans
+    plain, hot = load_audio_16k(tmp_path / "plain.wav"), load_audio_16k(tmp_path / "hot.wav")
+    a, b = slice(72000, 80000), slice(152000, 160000)
+    np.testing.assert_allclose(hot[a], np.clip(10 * plain[a], -1, 1), atol=2e-3)  # 20 dB = x10 amplitude
+    assert np.abs(hot[b]).max() > 0.99 and np.abs(plain[b]).max() < 0.51  # the loud clip hits full scale
+    assert not hot[:72000].any()  # the gaps stay silent
+
+
 def test_bad_gap_and_noise_floor_exit_2_with_one_line(tmp_path: Path) -> None:
-    for bad in (["--gap", "2"], ["--noise-floor", "-5"]):
+    for bad in (["--gap", "2"], ["--noise-floor", "-5"], ["--gain", "60"]):
         run = subprocess.run([sys.executable, str(TOOL), "--affect", str(tmp_path), *bad], capture_output=True,
                              text=True, timeout=60, check=False)  # fmt: skip
         assert run.returncode == 2, run.stderr
