@@ -41,7 +41,20 @@ install_apt() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+check_owner() {
+  # A venv shared with another checkout (a symlinked .venv in a git worktree, say) must not be re-pointed at this
+  # one: its console scripts would then run this checkout's code for the other. Refuse, and say what to do.
+  [ -x "$VENV/bin/python" ] || return 0
+  local here there
+  here=$(pwd -P)
+  there=$(cd / && "$here/$VENV/bin/python" -I -c 'import pathlib, qamoe; print(pathlib.Path(qamoe.__file__).resolve().parents[1])' 2>/dev/null) || return 0
+  [ "$there" = "$here" ] && return 0
+  echo "setup: $VENV has the project of $there installed, not this checkout ($here); give this checkout its own (VENV=.venv-local bash tools/setup_env.sh), or remove $VENV if it is stale" >&2
+  return 1
+}
+
 install_python() {
+  check_owner
   if [ ! -x "$VENV/bin/python" ]; then
     echo "setup: creating $VENV"
     "$PYTHON" -m venv "$VENV"
