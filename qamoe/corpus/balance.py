@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from qamoe.data.gather import read_shards
-from qamoe.data.shards import write_shard
+from qamoe.data.shards import read_shard_meta, write_shard
 from qamoe.errors import ConfigError, DataError
 
 
@@ -49,18 +49,22 @@ def select_balanced(ids: np.ndarray, labels: np.ndarray, target_mean: float = 0.
 def write_balanced(src: Path, out: Path, *, created_by: str, shard_size: int = 500, target_mean: float = 0.0,
                    relabel: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> dict[str, int]:  # fmt: skip
     """`out` gets `src`'s train split balanced (`select_balanced`) and its valid and test splits whole (the
-    trainer's data source reads all three); returns counts per split. `relabel(ids, labels)`: new labels for
-    every split's rows first (another emotion -> valence map, qamoe.corpus.affect.relabel), then the balance."""
+    trainer needs train and valid; test is copied where `src` has it: a build of `--splits train,valid` has
+    none); returns counts per split. `relabel(ids, labels)`: new labels for every split's rows first (another
+    emotion -> valence map, qamoe.corpus.affect.relabel), then the balance."""
     if out.resolve() == src.resolve():
         raise ConfigError(f"--balanced-out {out} must differ from --out: the balanced view is a second folder")
     out.mkdir(parents=True, exist_ok=True)
     if any(out.glob("*.npz")):
         raise ConfigError(f"{out} already holds shards: remove it or choose another --balanced-out")
     counts = {}
+    present = {read_shard_meta(p)["split"] for p in sorted(src.glob("*.npz"))}
     for split in ("train", "valid", "test"):
-        fs, meta = read_shards(src, split=split)
-        if len(fs) == 0:
+        if split not in present and split == "test":
+            continue
+        if split not in present:
             raise DataError(f"{src} has no {split} shards: build the corpus first")
+        fs, meta = read_shards(src, split=split)
         if relabel is not None:
             fs = dataclasses.replace(fs, labels=relabel(fs.ids, fs.labels))
         if split == "train":

@@ -369,3 +369,22 @@ def test_feature_stats_in_chunks_equal_the_whole_array_computation() -> None:
             valid = fs.feats[m][fs.masks[m]]
             np.testing.assert_allclose(got[m][0], valid.mean(axis=0, dtype=np.float64), rtol=1e-6)
             np.testing.assert_allclose(got[m][1], valid.std(axis=0, dtype=np.float64), rtol=1e-5)
+
+
+def test_the_balanced_view_of_a_train_and_valid_build_has_no_test_split_and_needs_train(tmp_path: Path) -> None:
+    from qamoe.corpus.balance import write_balanced
+
+    src = tmp_path / "corpus"
+    src.mkdir()
+    train = _fs(40, prefix="ravdess/a")
+    write_shard(src / "train-00000.npz", train, split="train", feature_spec=SPEC)
+    write_shard(src / "valid-00000.npz", _fs(6, seed=1, prefix="ravdess/v"), split="valid", feature_spec=SPEC)
+    counts = write_balanced(src, tmp_path / "bal", created_by="test")  # a --splits train,valid build
+    assert set(counts) == {"train", "valid"} and counts["valid"] == 6
+    assert 0 < counts["train"] <= 40 and int((train.labels >= 0).sum()) <= counts["train"]
+    assert sorted(p.name for p in (tmp_path / "bal").glob("*.npz")) == ["train-00000.npz", "valid-00000.npz"]
+    bal, _ = read_shards(tmp_path / "bal", split="train")
+    assert abs(float(bal.labels.mean())) < 0.5  # balanced towards a mean target of 0
+    (src / "train-00000.npz").unlink()
+    with pytest.raises(DataError, match="no train shards"):
+        write_balanced(src, tmp_path / "bal2", created_by="test")
