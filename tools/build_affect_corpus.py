@@ -76,8 +76,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def parse_noise_floor(text: str | None, flag: str = "--noise-floor", example: str = "-80:-50") -> \
-        tuple[float, float] | None:
+def parse_dbfs_range(text: str | None, flag: str, example: str) -> tuple[float, float] | None:
     """"LO:HI" or "LEVEL" (dBFS) -> (lo, hi); MicContext checks the range."""
     if text is None:
         return None
@@ -95,8 +94,8 @@ def main(args: argparse.Namespace) -> int:
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     if args.workers < 1 or args.shard_size < 1 or args.checkpoint_every < 1 or (args.limit or 0) < 0:
         raise ConfigError("--workers, --shard-size and --checkpoint-every must be >= 1 and --limit >= 0")
-    mic = MicContext(args.lead_in, parse_noise_floor(args.noise_floor),
-                     parse_noise_floor(args.speech_level, "--speech-level", "-50:-10"))
+    mic = MicContext(args.lead_in, parse_dbfs_range(args.noise_floor, "--noise-floor", "-80:-50"),
+                     parse_dbfs_range(args.speech_level, "--speech-level", "-50:-10"))
     overrides = parse_valence_overrides(args.valence)
     if overrides and args.balanced_out is None:
         raise ConfigError("--valence relabels the balanced view: pass --balanced-out DIR with it")
