@@ -89,13 +89,15 @@ def join_clips(clips: list, gap_s: float, path: Path, noise_dbfs: float | None =
 
 
 def spread(clips: list, limit: int | None) -> list:
-    """At most `limit` clips per corpus, every k-th (the file order interleaves speakers and emotions)."""
+    """At most `limit` clips per corpus, evenly spaced over its file order (which runs speaker by speaker, so
+    every speaker of the split is sampled; a prefix would be mostly the first speaker)."""
     if limit is None:
         return clips
     out = []
     for d in dict.fromkeys(c.dataset for c in clips):
         mine = [c for c in clips if c.dataset == d]
-        out += mine[:: max(1, len(mine) // limit)][:limit]
+        picks = np.unique(np.round(np.linspace(0, len(mine) - 1, min(limit, len(mine)))).astype(int))
+        out += [mine[i] for i in picks]
     return out
 
 

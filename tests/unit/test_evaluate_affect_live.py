@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from edge.asr import load_audio_16k
-from tools.evaluate_affect_live import join_clips
+from tools.evaluate_affect_live import join_clips, spread
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "evaluate_affect_live.py"
 
@@ -64,3 +64,14 @@ def test_bad_gap_and_noise_floor_exit_2_with_one_line(tmp_path: Path) -> None:
                              text=True, timeout=60, check=False)  # fmt: skip
         assert run.returncode == 2, run.stderr
         assert bad[0] in run.stderr and "Traceback" not in run.stderr
+
+
+def test_limit_spreads_the_clips_over_every_speaker_not_a_prefix() -> None:
+    clips = [SimpleNamespace(dataset="ravdess", speaker=s, key=f"{s}-{i}") for s in ("19", "20") for i in range(52)]
+    clips += [SimpleNamespace(dataset="emodb", speaker="12", key=f"e{i}") for i in range(10)]
+    picked = spread(clips, 60)
+    ravdess = [c for c in picked if c.dataset == "ravdess"]
+    assert len(ravdess) == 60 and len({c.key for c in ravdess}) == 60
+    assert sum(c.speaker == "19" for c in ravdess) == 30  # half each, as the speakers hold half each
+    assert [c.key for c in picked if c.dataset == "emodb"] == [f"e{i}" for i in range(10)]  # fewer than the limit
+    assert spread(clips, None) is clips and len(spread(clips, 1)) == 2
