@@ -21,6 +21,9 @@ RELIABILITY_OBJECTIVES = ("unimodal_nll", "clean_recon")
 # What the reliability of a modality with no observed step is: "max" = the variance bound (r ~ 3e-4), "learned" =
 # whatever the variance head says (docs/MODEL.md, "Absent modalities").
 ABSENT_VARIANCE = ("max", "learned")
+# How the router's gate logits enter its top-k softmax (docs/MODEL.md, "Quality-aware router"): "raw" as the
+# gates give them, "standardised" = zero mean and unit variance over the experts, per sample.
+ROUTER_LOGITS = ("raw", "standardised")
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,8 @@ class ModelConfig:
     input_dims: feature dimension per modality. d_model: width of every modality representation.
     n_experts / top_k: the sparse GLU mixture. quality_gate / prior_fallback: the two QA-MoE mechanisms that the
     ablations switch off. reliability_objective: what the per-modality variance regresses (docs/MODEL.md).
-    absent_variance: the variance of a modality with no observed step (ABSENT_VARIANCE)."""
+    absent_variance: the variance of a modality with no observed step (ABSENT_VARIANCE). router_logits: the
+    router's logit scale (ROUTER_LOGITS)."""
 
     input_dims: Mapping[Modality, int]
     d_model: int = 64
@@ -39,6 +43,7 @@ class ModelConfig:
     top_k: int = 3
     expert_hidden: int = 96
     router_noise: float = 1.0
+    router_logits: str = "raw"
     dropout: float = 0.1
     quality_gate: bool = True
     prior_fallback: bool = True
@@ -64,6 +69,8 @@ class ModelConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.absent_variance not in ABSENT_VARIANCE:
             raise ConfigError(f"absent_variance {self.absent_variance!r} unknown: use one of {ABSENT_VARIANCE}")
+        if self.router_logits not in ROUTER_LOGITS:
+            raise ConfigError(f"router_logits {self.router_logits!r} unknown: use one of {ROUTER_LOGITS}")
         if self.reliability_objective not in RELIABILITY_OBJECTIVES:
             raise ConfigError(
                 f"reliability_objective {self.reliability_objective!r} unknown: use one of {RELIABILITY_OBJECTIVES}"

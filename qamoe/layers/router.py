@@ -14,7 +14,13 @@ class QualityAwareRouter(nn.Module):
     Shazeer et al. 2017): at initialisation every sample routes alike, and without exploration the experts that
     lose the first draws never receive a gradient again. Evaluation and export are noise-free and deterministic.
     The top-k logits are softmax-normalised and scattered back into a dense [B, E] tensor: the same graph runs in
-    ONNX (TopK + ScatterElements), with no data-dependent control flow."""
+    ONNX (TopK + ScatterElements), with no data-dependent control flow.
+
+    `standardise`: the logits are first brought to zero mean and unit variance over the experts, per sample
+    (no learned scale). Raw gates grow until the training noise no longer reorders them (top-1 minus top-2 of
+    6-8 logit units in the shipped recipe: one expert takes > 99% of the weight), so top-3 routing becomes a
+    hard top-1 switch; on the unit scale the noise keeps exploring and the top-k softmax stays a mixture (the
+    top expert's weight is at most ~0.91 with 8 experts and k = 3). docs/MODEL.md has the measurements."""
 
     def __init__(
         self,
@@ -25,10 +31,14 @@ class QualityAwareRouter(nn.Module):
         top_k: int,
         quality_gate: bool = True,
         noise: float = 1.0,
+        standardise: bool = False,
+        eps: float = 1e-5,
     ) -> None:
         super().__init__()
         self.top_k = top_k
         self.noise = noise
+        self.standardise = standardise
+        self.eps = eps
         self.semantic = nn.Linear(in_dim, n_experts)
         self.quality = nn.Linear(n_modalities, n_experts) if quality_gate else None
 
@@ -36,6 +46,9 @@ class QualityAwareRouter(nn.Module):
         logits = self.semantic(fused)
         if self.quality is not None:
             logits = logits + self.quality(reliability)
+        if self.standardise:
+            centred = logits - logits.mean(dim=-1, keepdim=True)
+            logits = centred / torch.sqrt(centred.pow(2).mean(dim=-1, keepdim=True) + self.eps)
         return logits
 
     def forward(self, fused: torch.Tensor, reliability: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

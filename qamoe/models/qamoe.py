@@ -39,6 +39,7 @@ class QAMoE(MultimodalModel):
             top_k=config.top_k,
             quality_gate=config.quality_gate,
             noise=config.router_noise,
+            standardise=config.router_logits == "standardised",
         )
         self.experts = GLUExperts(
             in_dim=d * n_mod,

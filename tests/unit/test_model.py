@@ -101,9 +101,36 @@ def test_quality_gate_ablation_has_no_quality_gate() -> None:
     assert create_model("qamoe_no_prior", _config()).priors["text"].prior is None
 
 
+def test_standardised_router_logits_bound_the_top_expert_weight(tmp_path) -> None:
+    """router_logits="standardised": per sample the gate logits have mean 0 and variance 1 over the experts, so
+    however large the gates grow, the top-k softmax stays a mixture (top weight <= ~0.91 for 8 experts, k 3);
+    "raw" (the default, every older checkpoint) lets one expert take it all. The ONNX graph matches torch."""
+    from qamoe.layers import QualityAwareRouter
+
+    torch.manual_seed(0)
+    fused, rel = torch.randn(256, 12), torch.rand(256, 3)
+    raw = QualityAwareRouter(in_dim=12, n_modalities=3, n_experts=8, top_k=3).eval()
+    std = QualityAwareRouter(in_dim=12, n_modalities=3, n_experts=8, top_k=3, standardise=True).eval()
+    std.load_state_dict(raw.state_dict())  # the setting adds no parameter
+    with torch.no_grad():
+        for lin in (raw.semantic, std.semantic):
+            lin.weight.mul_(50.0)  # gates grown large, as training grows them
+        w_raw, _ = raw(fused, rel)
+        w_std, logits = std(fused, rel)
+    assert torch.allclose(logits.mean(-1), torch.zeros(256), atol=1e-5)
+    assert torch.allclose(logits.var(-1, unbiased=False), torch.ones(256), atol=1e-3)
+    assert float(w_raw.max(-1).values.median()) > 0.99
+    assert float(w_std.max(-1).values.max()) <= 0.92
+    assert torch.equal(w_raw.argmax(-1), w_std.argmax(-1))  # the same ranking: only the scale changed
+    model = create_model("qamoe", _config(router_logits="standardised"))
+    path = export_onnx(model, tmp_path / "std.onnx", SEQ)
+    assert onnx_parity(model, path, example_inputs(DIMS, SEQ, batch=5, seed=5)) <= 1e-4
+
+
 @pytest.mark.parametrize(
     "kw",
-    [{"top_k": 9}, {"d_model": 0}, {"dropout": 1.0}, {"encoder_kernel": 4}, {"reliability_objective": "x"}],
+    [{"top_k": 9}, {"d_model": 0}, {"dropout": 1.0}, {"encoder_kernel": 4}, {"reliability_objective": "x"},
+     {"router_logits": "softmax"}],
 )
 def test_config_rejects_bad_values(kw: dict) -> None:
     with pytest.raises(ConfigError):
