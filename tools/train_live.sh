@@ -7,16 +7,19 @@
 #   CORPUS=DIR AFFECT=DIR[,DIR] OUT=DIR EPOCHS=5 SEEDS="0 1 2" METHODS="qamoe early_fusion" EXTRA=... \
 #       bash tools/train_live.sh
 #
-# Data: the MOSI/MOSEI corpus (tools/build_corpus.py: train + train_raw twins, valid, test) joined with the
-# affect corpus (tools/build_affect_corpus.py --balanced-out: real emotional speech) in three views, each clip
-# starting the stream, after 4.5 s of silence (--lead-in 4.5; docs/CORPUS.md, "Lead-in") and after it under a
-# microphone's noise floor (--noise-floor=-80:-50), each view's training rows repeated AFFECT_REPEAT times;
+# Data: the MOSI/MOSEI corpus (tools/build_corpus.py: train + train_raw twins, valid, test; its faces re-drawn
+# without GRID and without the label pairing by tools/redraw_vision.py, docs/CORPUS.md "Vision") joined with
+# the affect corpus (tools/build_affect_corpus.py --balanced-out: real emotional speech, each clip at a speech
+# level drawn in -50..-10 dBFS, "Speech level") in three views, each clip starting the stream, after 4.5 s of
+# silence (--lead-in 4.5; docs/CORPUS.md, "Lead-in") and after it under a microphone's noise floor
+# (--noise-floor=-80:-50), each view's training rows repeated AFFECT_REPEAT times;
 # AFFECT= (empty) trains on MOSI/MOSEI alone. --permissive leaves
 # out, in every split, the rows of the sources whose licence forbids commercial use or is unclear
 # (qamoe/data/sources.py, DIR!SRC).
 # Every method gets the same data, the same width (d_model 64, expert_hidden 96: at d_model 32 the affect rows
 # cost the text path ~3 points, docs/results/affect/summary.md; 64 misses the 0.3 ms CPU budget of the model
-# graph by ~0.1 ms, docs/BENCHMARKS.md), the same epochs and seeds, and is selected on the valid
+# graph by ~0.1 ms, docs/BENCHMARKS.md), the same router (standardised logits, docs/MODEL.md; ROUTER=raw for the
+# old one), the same epochs and seeds, and is selected on the valid
 # split: the mean of clean and spectrum-corrupted validation MAE, averaged per source (SELECT_BY=source: the
 # 200 RAVDESS/EmoDB valid clips weigh as much as MOSEI's 1,800; SELECT_BY=rows weighs every row alike). Two
 # trainings run at a time with one torch thread each (on a 2-core machine that beats one run with two
@@ -29,14 +32,15 @@ for arg in "$@"; do
   case "$arg" in
     --permissive) PERMISSIVE=1 ;;
     --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "train_live.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
-CORPUS=${CORPUS:-runs/corpus-v2}
-# the balanced views under the current map (calm at 0): starting the stream, after the lead-in, and under a
-# noise floor (without it the voice hears GRID's -50 dBFS booth as negative: docs/results/affect/summary.md)
-AFFECT=${AFFECT-runs/affect-v2-bal0,runs/affect-v2-lead-bal0,runs/affect-v2-noisy-bal0}
+CORPUS=${CORPUS:-runs/corpus-v3}
+# the balanced views under the current map (calm at 0), at drawn speech levels: starting the stream, after the
+# lead-in, and under a noise floor (without it the voice hears GRID's -50 dBFS booth as negative:
+# docs/results/affect/summary.md)
+AFFECT=${AFFECT-runs/affect-v3-bal0,runs/affect-v3-lead-bal0,runs/affect-v3-noisy-bal0}
 AFFECT_REPEAT=${AFFECT_REPEAT:-4}  # x the three views: every clip 12 times per epoch
 IFS=, read -ra AFFECT_DIRS <<< "$AFFECT"
 LEAVE_OUT=""
@@ -49,7 +53,8 @@ METHODS=${METHODS:-"qamoe qamoe_no_quality_gate early_fusion late_fusion"}
 # retired live_v1 weights, trained before the absent-modality variance bound existed; docs/MODEL_CARD.md)
 # WIDTH: the model's width for every method (WIDTH=d_model=32,expert_hidden=48 was live_v2's)
 WIDTH=${WIDTH:-d_model=64,expert_hidden=96}
-DIMS="$WIDTH${EXTRA:+,$EXTRA}"
+ROUTER=${ROUTER:-standardised}
+DIMS="$WIDTH,router_logits=$ROUTER${EXTRA:+,$EXTRA}"
 SELECT_BY=${SELECT_BY:-source}
 PY=${PY:-.venv/bin/python}
 DATA="shards:$CORPUS$LEAVE_OUT"

@@ -62,7 +62,9 @@ def test_mosi_mosei_alone_and_bad_arguments(tmp_path: Path) -> None:
     assert _data_strings(alone.stdout) == [f"shards:{tmp_path}/corpus"], alone.stdout
     assert "--select-by rows" in alone.stdout
     wide = _dry_run(tmp_path, SEEDS="0", METHODS="qamoe", WIDTH="d_model=64,expert_hidden=96")
-    assert "--model qamoe[d_model=64,expert_hidden=96] " in wide.stdout, wide.stdout
+    assert "--model qamoe[d_model=64,expert_hidden=96,router_logits=standardised] " in wide.stdout, wide.stdout
+    old_router = _dry_run(tmp_path, SEEDS="0", METHODS="qamoe", ROUTER="raw", EXTRA="absent_variance=learned")
+    assert "--model qamoe[d_model=64,expert_hidden=96,router_logits=raw,absent_variance=learned] " in old_router.stdout
     bad = _dry_run(tmp_path, "--bogus")
     assert bad.returncode == 2 and "unknown argument --bogus" in bad.stderr
     missing = _dry_run(tmp_path, CORPUS=str(tmp_path / "nowhere"))
