@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from qamoe.corpus.build_io import BANK_DIR
 from qamoe.corpus.facebank import FaceBank, FaceBankConfig, PairingConfig, WindowIndex
 from qamoe.corpus.plan import ASR_SUFFIX, RAW_SUFFIX, CorpusConfig, CorpusRow, plan_sample
 from qamoe.data.shards import read_shard, write_shard
@@ -40,7 +41,6 @@ from qamoe.modality import Modality
 
 logger = logging.getLogger(__name__)
 
-BANK_DIR = "facebank"
 VISION_KEYS = ("vision", "video", "end_step", "valence", "valence_class", "paired")
 
 
