@@ -13,8 +13,10 @@ label, split, what the ASR heard), `skipped.json`, `extract.json`. Resumable: ma
 `--lead-in S` puts S seconds of silence before each clip (what a microphone open before the speech hears; the
 default 0 is a clip that starts the stream), `--noise-floor=LO:HI` a microphone's white noise under the lead-in
 and the clip at a level per clip drawn from a hash of its id, `--speech-level=LO:HI` the clip scaled to a speech
-level drawn the same way (microphones at other gains; `qamoe.corpus.affect_build.MicContext`); `--splits
-train,valid` makes only those splits' clips.
+level drawn the same way (microphones at other gains; `qamoe.corpus.affect_build.MicContext`); `--cut=LO:HI`
+ends each clip's window inside its speech, at a fraction of it drawn the same way, with no words (a sentence
+still being spoken, as the live path shows it before the ASR has the words; docs/CORPUS.md "In progress");
+`--splits train,valid` makes only those splits' clips.
 `--balanced-out DIR` then writes a second folder for training: the train split label-balanced to a mean target
 of 0 (every clip of target >= 0, a hashed share of the negative ones; `qamoe.corpus.balance`) and the valid and
 test splits whole, every label from the current emotion -> valence map (so a corpus built under an earlier map
@@ -70,6 +72,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="scale each clip so its speech level (90th percentile of 20 ms RMS) is drawn uniformly in "
                         "LO..HI dBFS from a hash of its id, as microphones at other gains deliver it "
                         "(--speech-level=-50:-10; default: the clip as recorded)")
+    p.add_argument("--cut", metavar="LO:HI",
+                   help="end each window inside the speech, at a fraction of it drawn uniformly in LO..HI from a "
+                        "hash of the clip's id, without words (--cut=0.3:0.9; default: after the speech)")
     p.add_argument("--splits", help="comma-separated splits to make (default: train,valid,test)")
     add_shard_args(p, "clips")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -89,6 +94,19 @@ def parse_dbfs_range(text: str | None, flag: str, example: str) -> tuple[float, 
     return (parts[0], parts[-1])
 
 
+def parse_cut(text: str | None) -> tuple[float, float] | None:
+    """"LO:HI" -> (lo, hi) with 0 < lo <= hi < 1 (fractions of the speech)."""
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(":"))
+    except ValueError:
+        lo = hi = float("nan")
+    if not 0 < lo <= hi < 1:
+        raise ConfigError(f"--cut {text}: use LO:HI, fractions of the speech with 0 < LO <= HI < 1, e.g. 0.3:0.9")
+    return (lo, hi)
+
+
 def main(args: argparse.Namespace) -> int:
     if not args.verbose:  # faster-whisper logs two INFO lines per clip
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
@@ -96,6 +114,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--workers, --shard-size and --checkpoint-every must be >= 1 and --limit >= 0")
     mic = MicContext(args.lead_in, parse_dbfs_range(args.noise_floor, "--noise-floor", "-80:-50"),
                      parse_dbfs_range(args.speech_level, "--speech-level", "-50:-10"))
+    cut = parse_cut(args.cut)
     overrides = parse_valence_overrides(args.valence)
     if overrides and args.balanced_out is None:
         raise ConfigError("--valence relabels the balanced view: pass --balanced-out DIR with it")
@@ -112,7 +131,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     counts = build(clips, args.out, workers=args.workers, limit=args.limit, options=options,
                    shard_size=args.shard_size, checkpoint_every=args.checkpoint_every, created_by=created_by,
-                   spec=spec, mic=mic)  # fmt: skip
+                   spec=spec, mic=mic, cut=cut)  # fmt: skip
     if args.balanced_out is not None:
         map_note = "".join(f" --valence {k}={v:g}" for k, v in overrides.items())
         balanced = write_balanced(args.out, args.balanced_out, created_by=f"{created_by} --balanced-out{map_note}",

@@ -15,6 +15,10 @@ of the clip's key (never its label); `speech_level_dbfs` (lo, hi) first scales t
 at other gains and distances deliver it (docs/CORPUS.md, "Speech level"). Window and stats times stay in the
 clip's own time (docs/CORPUS.md, "Lead-in").
 
+In progress (`cut` (lo, hi), optional): the window ends inside the speech instead of after it, at a fraction of
+the speech drawn per clip uniformly in [lo, hi] from a hash of its key, with no words (what the live path
+shows while a sentence is being spoken: `qamoe.corpus.offline.OfflineConfig.cut`, docs/CORPUS.md "In progress").
+
 No input depends on the label: the audio is the clip, the text is what the ASR hears in it, vision is masked;
 the label only goes into the shard's label column (tests/integration/test_affect_corpus.py).
 
@@ -49,7 +53,7 @@ from qamoe.corpus.extract_io import (
     save_skipped,
 )
 from qamoe.corpus.jobs import CLIP_ERRORS, extractors, run_jobs
-from qamoe.corpus.offline import ASR, extract_clip
+from qamoe.corpus.offline import ASR, OfflineConfig, extract_clip
 from qamoe.corpus.raw_corruptions import noise_floor
 from qamoe.errors import ConfigError
 from qamoe.modality import Modality
@@ -159,6 +163,7 @@ class ClipJob:
     path: str
     key: str
     mic: MicContext = MicContext()
+    cut: tuple[float, float] | None = None  # draw the window's end inside the speech (module docstring)
 
 
 def make_clip(job: ClipJob) -> ClipResult:
@@ -166,7 +171,9 @@ def make_clip(job: ClipJob) -> ClipResult:
     t0 = time.perf_counter()
     try:
         audio = job.mic.apply(load_audio_16k(job.path), job.key) if job.mic.changes_audio else job.path
-        clip = extract_clip(None, audio, ASR, spec=extractors().feature_spec(), extractors=extractors())
+        config = None if job.cut is None else OfflineConfig(cut=cut_fraction(job.cut, job.key))
+        clip = extract_clip(None, audio, ASR, spec=extractors().feature_spec(), extractors=extractors(),
+                            config=config)  # fmt: skip
     except CLIP_ERRORS as e:
         return ClipResult(job.key, error=f"{type(e).__name__}: {e}")
     streams = {name: (s.values, s.mask) for name, s in clip.streams.items()}
@@ -176,19 +183,24 @@ def make_clip(job: ClipJob) -> ClipResult:
                       seconds=time.perf_counter() - t0)  # fmt: skip
 
 
+def cut_fraction(cut: tuple[float, float], key: str) -> float:
+    """Where in its speech a clip's in-progress window ends: uniform in [lo, hi] from a hash of its key."""
+    return _uniform(cut, key, "cut")
+
+
 def run_clips(clips: list[AffectClip], workers: int, voice_encoder: bool = False,
-              mic: MicContext = MicContext()) -> Iterator[ClipResult]:
+              mic: MicContext = MicContext(), cut: tuple[float, float] | None = None) -> Iterator[ClipResult]:
     """Results in the order of `clips` (shards are the same with 1 or N workers)."""
-    jobs = [ClipJob(str(c.path), c.key, mic) for c in clips]
+    jobs = [ClipJob(str(c.path), c.key, mic, cut) for c in clips]
     yield from run_jobs(make_clip, jobs, workers, True, voice_encoder)
 
 
 def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None, options: dict,
           shard_size: int, checkpoint_every: int, created_by: str, spec: FeatureSpec | None = None,
-          mic: MicContext = MicContext()) -> dict[str, int]:
+          mic: MicContext = MicContext(), cut: tuple[float, float] | None = None) -> dict[str, int]:
     """Make the clips not yet in a shard of `out` (at most `limit` this run); returns counts made/skipped/done."""
     out.mkdir(parents=True, exist_ok=True)
-    check_run_options(out, {**options, **mic.options()})
+    check_run_options(out, {**options, **mic.options(), **({} if cut is None else {"cut": list(cut)})})
     spec = spec if spec is not None else default_feature_spec()
     shards = ShardSet(out, spec, shard_size=shard_size, checkpoint_every=checkpoint_every,
                       created_by=created_by)  # fmt: skip
@@ -201,7 +213,7 @@ def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None
     made = 0
     try:
         with (out / PROVENANCE).open("a", encoding="utf-8") as prov, \
-                progress(run_clips(todo, workers, spec.voice_encoder, mic), total=len(todo), unit="clip") as results:
+                progress(run_clips(todo, workers, spec.voice_encoder, mic, cut), total=len(todo), unit="clip") as results:
             for r in results:
                 clip = by_key[r.key]
                 if r.error is not None or r.streams is None:
@@ -216,6 +228,7 @@ def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None
                     "window_end_s": r.window_end_s, "duration_s": r.duration_s, "seconds": round(r.seconds, 3),
                     **({} if (level := mic.level_dbfs(clip.key)) is None else {"noise_floor_dbfs": round(level, 2)}),
                     **({} if (speech := mic.speech_dbfs(clip.key)) is None else {"speech_level_dbfs": round(speech, 2)}),
+                    **({} if cut is None else {"cut": round(cut_fraction(cut, clip.key), 3)}),
                 }) + "\n")  # fmt: skip
                 made += 1
     finally:

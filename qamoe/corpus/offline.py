@@ -15,6 +15,10 @@ same way, as the window that ends when the utterance does:
           holds exactly one frame (a partial last frame is left out);
   audio  and vision slots cover [end - window_s, end); a clip shorter than that leaves the early slots
           masked, exactly as the live window does in the first seconds after start-up;
+  cut   (`cut`, a fraction f in (0, 1); default None) a window that ends while the utterance is still under
+          way: end = s0 + f (s1 - s0) on the audio frame grid, s0 / s1 the first / last speech (the VAD
+          column), and no words: the live ASR emits an utterance's words when its VAD segment closes, so the
+          live windows inside an utterance mostly have none (docs/CORPUS.md, "In progress");
   text  gold: the transcript, `TextEncoder.encode_text` (its last `max_steps` tokens; from_asr = 0);
           "asr": the Transcriber's words on the clip's audio, those ending within `context_s` before `end`
           (the assembler's rule), `TextEncoder.encode_words` (from_asr = 1).
@@ -75,6 +79,7 @@ class OfflineConfig:
     speech_threshold: float = 0.5
     max_clip_s: float = 600.0  # longer is a whole recording passed by mistake, not an utterance
     default_fps: float = 25.0  # for containers that state no frame rate
+    cut: float | None = None  # end the window at this fraction of the speech, without words (docstring)
 
     def __post_init__(self) -> None:
         if self.end_at not in ("speech", "clip"):
@@ -83,6 +88,8 @@ class OfflineConfig:
             raise OfflineConfigError(f"speech_pad_s={self.speech_pad_s}: use [0, 2] seconds (default 0.25)")
         if not 0 < self.speech_threshold < 1:
             raise OfflineConfigError(f"speech_threshold={self.speech_threshold} must lie in (0, 1), e.g. 0.5")
+        if self.cut is not None and not 0 < self.cut < 1:
+            raise OfflineConfigError(f"cut={self.cut}: use a fraction of the speech in (0, 1), e.g. 0.5")
         if not self.max_clip_s > 0 or not 0 < self.default_fps <= 1000:
             raise OfflineConfigError("max_clip_s must be > 0 and default_fps in (0, 1000]")
 
@@ -194,6 +201,8 @@ def extract_clip(
     frame_ns = extractors.audio.frame_period_ns
     speech_end = _speech_end_ns(frames, words, frame_ns, cfg)
     end = _window_end_ns(duration, speech_end, frame_ns if pcm is not None else None, cfg)
+    if cfg.cut is not None:
+        end, words = _cut_end_ns(frames, frame_ns, cfg, cfg.cut), []
     start = end - round(spec.window_s * NS)
     if voice and pcm is not None:
         frames = extractors.audio.extract(pcm, 0, encode_from_ns=start)
@@ -206,7 +215,8 @@ def extract_clip(
     (window,) = asm.pop_ready(end)
     streams = {name: StreamFeatures(window.feats[name], window.masks[name]) for name in ("audio", "vision")}
     heard = list(window.words)
-    streams["text"], text, source = _text(transcript, heard, extractors.text)
+    # a window inside the speech shows what the live ASR has by then: no words, whatever the transcript
+    streams["text"], text, source = _text(ASR if cfg.cut is not None else transcript, heard, extractors.text)
     stats = ClipStats(
         duration_s=duration / NS, window_start_s=start / NS, window_end_s=end / NS,
         speech_end_s=None if speech_end is None else speech_end / NS,
@@ -277,6 +287,18 @@ def _speech_end_ns(
     ends = [int(frames.t_ns[speech[-1]]) + frame_ns] if speech.size else []
     ends += [words[-1].end_ns] if words else []
     return max(ends) if ends else None
+
+
+def _cut_end_ns(frames: AudioFrames | None, frame_ns: int, cfg: OfflineConfig, cut: float) -> int:
+    """A window end inside the speech: first speech frame + `cut` of the speech's span, on the frame grid."""
+    if frames is None:
+        raise OfflineConfigError("cut needs audio: a window inside the speech is placed by the VAD")
+    speech = np.flatnonzero(frames.column("vad_speech_prob") >= cfg.speech_threshold)
+    if speech.size < 2:
+        raise ClipReadError("cut: the VAD hears no speech in this clip, so no window can end inside it")
+    first, last = int(frames.t_ns[speech[0]]), int(frames.t_ns[speech[-1]]) + frame_ns
+    end = first + round(cut * (last - first))
+    return max(frame_ns, -(-end // frame_ns) * frame_ns)
 
 
 def _window_end_ns(duration: int, speech_end: int | None, frame_ns: int | None, cfg: OfflineConfig) -> int:

@@ -114,6 +114,27 @@ def test_synthesised_clip_gives_the_spec_window(
     assert (text.values[text.mask, FROM_ASR] == 0).all() and (text.values[text.mask, WORD_PROB] == 1).all()
 
 
+def test_a_window_inside_the_speech_has_no_words(extractors: Extractors, synth_clip: tuple[Path, Path]) -> None:
+    """OfflineConfig(cut=f): the window ends at f of the speech's span (on the 40 ms grid), and the text stream
+    is what the live path shows before the ASR has the words: encode_words([]), all masked."""
+    _, wav = synth_clip
+    whole = extract_clip(None, wav, "this is a really good film", spec=SPEC, extractors=extractors)
+    early, late = (extract_clip(None, wav, "this is a really good film", spec=SPEC, extractors=extractors,
+                                config=OfflineConfig(cut=f)) for f in (0.3, 0.8))  # fmt: skip
+    end = whole.stats.speech_end_s
+    assert end is not None
+    for clip in (early, late):
+        assert 0.04 <= clip.stats.window_end_s < end - 0.1
+        assert round(clip.stats.window_end_s / 0.04, 6).is_integer()
+        assert not clip.streams["text"].mask.any() and clip.transcript == ""
+        assert clip.streams["audio"].mask[-1]  # speech up to the window's end is heard
+    assert early.stats.window_end_s < late.stats.window_end_s
+    with pytest.raises(OfflineConfigError, match="cut"):
+        OfflineConfig(cut=1.0)
+    with pytest.raises(OfflineConfigError, match="cut needs audio"):
+        extract_clip(synth_clip[0], None, "good", spec=SPEC, extractors=extractors, config=OfflineConfig(cut=0.5))
+
+
 def test_clip_end_mode_missing_streams_and_unreadable_files(
     extractors: Extractors, synth_clip: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -199,3 +199,20 @@ def test_speech_level_is_drawn_from_the_clip_id_and_sets_the_loud_frames_there()
     # the speech level and the noise floor are drawn apart: the same clip gets unrelated levels
     both = MicContext(noise_floor_dbfs=(-50.0, -10.0), speech_level_dbfs=(-50.0, -10.0))
     assert [both.level_dbfs(k) for k in keys] != [both.speech_dbfs(k) for k in keys]
+
+
+def test_in_progress_window_end_is_drawn_from_the_clip_id_and_bad_ranges_are_refused() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from qamoe.corpus.affect_build import cut_fraction
+    from tools.build_affect_corpus import parse_cut
+
+    keys = [f"ravdess/03-01-0{i}-01-01-01-01" for i in range(1, 9)]
+    cuts = [cut_fraction((0.3, 0.9), k) for k in keys]
+    assert all(0.3 <= c <= 0.9 for c in cuts) and len(set(cuts)) == len(keys)
+    assert cuts == [cut_fraction((0.3, 0.9), k) for k in keys]  # the id alone decides, never the label
+    assert parse_cut(None) is None and parse_cut("0.3:0.9") == (0.3, 0.9)
+    for bad in ("0:0.5", "0.5:1", "0.9:0.3", "half", "0.5"):
+        with pytest.raises(ConfigError, match="--cut"):
+            parse_cut(bad)
