@@ -192,7 +192,7 @@ def extract_clip(
     the spec once (`extractors.check(spec)`) before a batch of clips."""
     cfg = config if config is not None else OfflineConfig()
     pcm = load_pcm(audio)
-    words = _transcribe(pcm, transcript, extractors)
+    words = _transcribe(pcm, transcript, extractors) if cfg.cut is None else []  # a cut window has no words
     voice = extractors.audio.config.voice_encoder
     # the window follows the speech (VAD columns, words); Whisper's encoder then runs on the window's blocks only
     skip = NO_ENCODER if voice else None
@@ -202,7 +202,7 @@ def extract_clip(
     speech_end = _speech_end_ns(frames, words, frame_ns, cfg)
     end = _window_end_ns(duration, speech_end, frame_ns if pcm is not None else None, cfg)
     if cfg.cut is not None:
-        end, words = _cut_end_ns(frames, frame_ns, cfg, cfg.cut), []
+        end = _cut_end_ns(frames, frame_ns, cfg, cfg.cut)
     start = end - round(spec.window_s * NS)
     if voice and pcm is not None:
         frames = extractors.audio.extract(pcm, 0, encode_from_ns=start)
