@@ -12,7 +12,10 @@ deliver it), replayed by one real `qamoe-live --camera none --mic WAV --fast`
 process (in an order hashed from the clip ids, never from their labels), and its published sentiment messages
 are read by a real ZeroMQ subscriber. Each clip's valence is the
 one of the window that ends where the clip ends (the live analogue of the training window, which ends with
-the speech); the metrics are `qamoe.corpus.affect_eval`'s. Exit codes: 0 ok, 2 bad options, 3 data
+the speech); the metrics are `qamoe.corpus.affect_eval`'s. A second table reads the same metrics on the
+windows in progress: each clip's mean valence over the windows that end at least `--in-progress-after` seconds
+into it and before its last window (the voice heard before the ASR has the words, which come when the VAD
+segment closes; `qamoe.corpus.live_eval.in_progress_valence`). Exit codes: 0 ok, 2 bad options, 3 data
 unreadable, 1 qamoe-live failed (its error line is printed).
 """
 
@@ -38,7 +41,13 @@ from edge.vocab import SAMPLE_RATE
 from qamoe.corpus.affect import read_clips
 from qamoe.corpus.affect_eval import affect_rows, format_rows
 from qamoe.corpus.extract_io import run_tool
-from qamoe.corpus.live_eval import item_valence, live_eval_parser, play_order, sentiment_windows
+from qamoe.corpus.live_eval import (
+    in_progress_valence,
+    item_valence,
+    live_eval_parser,
+    play_order,
+    sentiment_windows,
+)
 from qamoe.corpus.raw_corruptions import noise_floor
 from qamoe.errors import ConfigError
 
@@ -57,6 +66,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "does: a microphone at another gain (RAVDESS speaks at about -30 to -50 dBFS, a close "
                         "headset or GRID's booth at -10)")
     p.add_argument("--limit", type=int, help="at most N clips per corpus (spread over speakers and emotions)")
+    p.add_argument("--in-progress-after", type=float, default=1.5, metavar="S",
+                   help="windows in progress: those ending at least S seconds into a clip (RAVDESS clips start "
+                        "with ~0.5-1 s of silence) and before its last window")
     p.add_argument("--json", type=Path, help="write the rows and each clip's valence here")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -108,6 +120,8 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--noise-floor {args.noise_floor}: use a level in dBFS from -120 to -10, e.g. -60")
     if not -40 <= args.gain <= 40:
         raise ConfigError(f"--gain {args.gain}: use -40 to 40 dB, e.g. 20 for a microphone 20 dB hotter")
+    if not 0.0 <= args.in_progress_after <= 10.0:
+        raise ConfigError(f"--in-progress-after {args.in_progress_after}: use 0 to 10 s, e.g. 1.5")
     clips = [c for c in read_clips(args.affect, args.datasets.split(",")) if c.split == args.split]
     clips = play_order(spread(clips, args.limit))
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,11 +138,18 @@ def main(args: argparse.Namespace) -> int:
     labels = np.array([c.label for c in clips], np.float32)[ok]
     rows = affect_rows(ids, valence[ok], labels)
     print(format_rows(rows, f"live path, {args.split}: {ok.sum()} of {len(clips)} clips, {len(windows)} windows"))
+    inner = in_progress_valence(windows, spans, HOP_S, args.in_progress_after)
+    has = ~np.isnan(inner)
+    inner_rows = affect_rows(np.array([c.key for c in clips])[has], inner[has],
+                             np.array([c.label for c in clips], np.float32)[has])  # fmt: skip
+    print("\n" + format_rows(inner_rows, f"in progress (each clip's windows ending >= {args.in_progress_after:g} s "
+                                        f"into it, before its last): {has.sum()} of {len(clips)} clips"))
     if args.json is not None:
-        per_clip = [{"id": c.key, "label": c.label, "valence": None if np.isnan(v) else float(v)}
-                    for c, v in zip(clips, valence, strict=True)]  # fmt: skip
-        args.json.write_text(json.dumps({"rows": rows, "clips": per_clip}, indent=1, default=float) + "\n",
-                             encoding="utf-8")
+        per_clip = [{"id": c.key, "label": c.label, "valence": None if np.isnan(v) else float(v),
+                     "in_progress": None if np.isnan(u) else float(u)}
+                    for c, v, u in zip(clips, valence, inner, strict=True)]  # fmt: skip
+        args.json.write_text(json.dumps({"rows": rows, "in_progress_rows": inner_rows, "clips": per_clip},
+                                        indent=1, default=float) + "\n", encoding="utf-8")  # fmt: skip
     return 0
 
 

@@ -3,7 +3,8 @@
 Shared by tools/evaluate_affect_live.py (voices through `--mic`) and tools/evaluate_faces_live.py (faces
 through `--camera`): the items are played in an order hashed from their ids (`play_order`, never from their
 labels), one after the other in one real `qamoe-live` run, and each item's valence is the valence of the
-published window whose end is nearest the item's end (`item_valence`). `sentiment_windows` runs the replay.
+published window whose end is nearest the item's end (`item_valence`); `in_progress_valence` reads the windows
+that end while the item is still playing. `sentiment_windows` runs the replay.
 """
 
 from __future__ import annotations
@@ -44,10 +45,9 @@ def item_windows(windows: list[dict[str, Any]], spans: Sequence[tuple[float, flo
 
     `spans` are the items' (start, end) in media seconds from the stream's start; a window's media time comes
     from its monotonic end, taking the first window to end one hop after the start."""
-    ends = np.array([w["window"]["end"]["mono_ns"] for w in windows], np.float64)
-    if ends.size == 0:
+    if not windows:
         return [None] * len(spans)
-    media_end = (ends - (ends.min() - hop_s * NS)) / NS
+    media_end = _media_ends(windows, hop_s)
     out: list[dict[str, Any] | None] = []
     for _, end in spans:
         j = int(np.argmin(np.abs(media_end - end)))
@@ -60,6 +60,30 @@ def item_valence(windows: list[dict[str, Any]], spans: Sequence[tuple[float, flo
     within a hop, or the window has no valence)."""
     return np.array([np.nan if w is None or w["valence"] is None else w["valence"]
                      for w in item_windows(windows, spans, hop_s)], np.float64)  # fmt: skip
+
+
+def in_progress_valence(windows: list[dict[str, Any]], spans: Sequence[tuple[float, float]], hop_s: float,
+                         after_s: float) -> np.ndarray:  # fmt: skip
+    """Each item's mean valence over its windows in progress: those that end at least `after_s` after the item's
+    start and more than half a hop before its end (so not the one `item_windows` reads). A live voice is heard
+    in these before the ASR has its words (the words come when the VAD segment closes). NaN where the item has
+    none with a valence."""
+    if not windows:
+        return np.full(len(spans), np.nan)
+    media_end = _media_ends(windows, hop_s)
+    valence = np.array([np.nan if w["valence"] is None else w["valence"] for w in windows], np.float64)
+    out = np.full(len(spans), np.nan)
+    for i, (start, end) in enumerate(spans):
+        inside = (media_end >= start + after_s) & (media_end < end - hop_s / 2) & ~np.isnan(valence)
+        if inside.any():
+            out[i] = float(valence[inside].mean())
+    return out
+
+
+def _media_ends(windows: list[dict[str, Any]], hop_s: float) -> np.ndarray:
+    """The windows' ends in media seconds from the stream's start, the first window ending one hop after it."""
+    ends = np.array([w["window"]["end"]["mono_ns"] for w in windows], np.float64)
+    return (ends - (ends.min() - hop_s * NS)) / NS
 
 
 def sentiment_windows(args: Sequence[str], engines: str | os.PathLike[str], timeout_s: float) -> list[dict[str, Any]]:

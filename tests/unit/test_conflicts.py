@@ -21,7 +21,7 @@ from qamoe.corpus.conflicts import (
     speech_track,
 )
 from qamoe.corpus.fer import FerFace
-from qamoe.corpus.live_eval import item_valence, item_windows, play_order
+from qamoe.corpus.live_eval import in_progress_valence, item_valence, item_windows, play_order
 from qamoe.errors import ConfigError
 
 SPEC = default_feature_spec()
@@ -111,3 +111,15 @@ def test_each_item_reads_the_window_ending_nearest_its_end_within_a_hop() -> Non
         windows[5]["window"]["end"]["mono_ns"]]  # fmt: skip
     np.testing.assert_array_equal(item_valence(windows, spans, 0.5), [1.0, 2.0, np.nan, np.nan])
     assert item_windows([], spans, 0.5) == [None] * 4
+
+
+def test_in_progress_reads_the_windows_inside_an_item_before_its_last_one() -> None:
+    windows = [_window(t, t) for t in np.arange(0.5, 12.01, 0.5)]
+    windows[13]["valence"] = None  # 7.0 s: a window without a valence is left out
+    spans = [(1.0, 5.0), (6.0, 8.0), (9.0, 9.5)]
+    got = in_progress_valence(windows, spans, 0.5, 1.5)
+    # item 1: windows ending 2.5 .. 4.5 (>= 1.0 + 1.5, < 5.0 - 0.25), not the one at 5.0 that item_windows reads
+    # item 2: 7.5 only (7.0 has no valence); item 3: too short for any
+    np.testing.assert_allclose(got, [3.5, 7.5, np.nan])
+    assert np.isnan(in_progress_valence([], spans, 0.5, 1.5)).all()
+    np.testing.assert_allclose(in_progress_valence(windows, spans[:1], 0.5, 0.0), [2.75])  # 1.0 .. 4.5

@@ -59,7 +59,7 @@ def test_gain_scales_every_clip_alike_and_clips_at_full_scale(tmp_path: Path) ->
 
 
 def test_bad_gap_and_noise_floor_exit_2_with_one_line(tmp_path: Path) -> None:
-    for bad in (["--gap", "2"], ["--noise-floor", "-5"], ["--gain", "60"]):
+    for bad in (["--gap", "2"], ["--noise-floor", "-5"], ["--gain", "60"], ["--in-progress-after", "-1"]):
         run = subprocess.run([sys.executable, str(TOOL), "--affect", str(tmp_path), *bad], capture_output=True,
                              text=True, timeout=60, check=False)  # fmt: skip
         assert run.returncode == 2, run.stderr
