@@ -19,7 +19,10 @@ takes the N photos of the split with the smallest id hashes (label-free). The me
 with both tracks (`qamoe-live --video-file CLIP --fast`) and prints each clip's mean valence over its windows
 and the mean |valence| over all of them (issue 15's target for neutral readers: <= 0.3); `--grid-streams`
 replays them also with the face alone (`--camera CLIP --mic none`) and with the voice and words alone
-(`--camera none --mic CLIP`), to tell which stream moves the reading.
+(`--camera none --mic CLIP`), to tell which stream moves the reading. Each GRID line also splits the windows
+(`grid_summary`): the last window of each clip (the whole sentence, its words in) against the earlier ones (the
+reader still speaking, the ASR not done), and the first four clips by name, the shipped-model test's guard
+(tests/integration/test_shipped_model.py: mean |valence| <= 0.5 with both tracks).
 
 Exit codes: 0 ok, 2 bad options, 3 data unreadable, 1 qamoe-live failed (its error line is printed).
 """
@@ -78,6 +81,29 @@ def grid_valence(grid: Path, engines: Path, mode: str = "both") -> dict[str, lis
     return out
 
 
+def grid_summary(runs: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Mean valence, mean |valence| and the window count over GRID's windows: all, each clip's last, the earlier
+    ones, and all windows of the first four clips by name (the shipped-model test's guard)."""
+    names = sorted(runs)
+    groups = {"all": [v for k in names for v in runs[k]], "last": [runs[k][-1] for k in names if runs[k]],
+              "earlier": [v for k in names for v in runs[k][:-1]], "first4": [v for k in names[:4] for v in runs[k]]}
+    out = {}
+    for name, values in groups.items():
+        x = np.asarray(values, np.float64)
+        out[name] = {"n": int(x.size), "mean": float(x.mean()) if x.size else math.nan,
+                     "mean_abs": float(np.abs(x).mean()) if x.size else math.nan}  # fmt: skip
+    return out
+
+
+def format_grid(summary: dict[str, dict[str, float]]) -> str:
+    """One line of `grid_summary`, with issue 15's target (<= 0.3, both tracks) and the guard's (<= 0.5)."""
+    a, last, early, g = (summary[k] for k in ("all", "last", "earlier", "first4"))
+    return (f"{a['n']} windows, mean valence {a['mean']:+.3f}, mean |valence| {a['mean_abs']:.3f} (target <= 0.3 "
+            f"with both); last window of each clip {last['mean']:+.3f} (|v| {last['mean_abs']:.3f}), earlier "
+            f"windows {early['mean']:+.3f} (|v| {early['mean_abs']:.3f}); first four clips |v| {g['mean_abs']:.3f} "
+            "(the shipped-model guard: <= 0.5)")
+
+
 def main(args: argparse.Namespace) -> int:
     hops = args.hold / SPEC.hop_s
     if args.hold < SPEC.window_s or not math.isclose(hops, round(hops)) or (args.limit or 1) < 1:
@@ -112,15 +138,14 @@ def main(args: argparse.Namespace) -> int:
             except LiveRunError as e:
                 print(f"qamoe-live failed: {e}", file=sys.stderr)
                 return 1
-            every = np.concatenate([np.asarray(v, np.float64) for v in runs.values()])
-            print(f"\nGRID, {mode}: {len(runs)} clips, {every.size} windows, mean valence {np.mean(every):+.3f}, "
-                  f"mean |valence| {np.mean(np.abs(every)):.3f} (target <= 0.3 with both); per clip mean: "
+            print(f"\nGRID, {mode}: " + format_grid(grid_summary(runs)) + "; per clip mean: "
                   + ", ".join(f"{k} {np.mean(v):+.2f}" for k, v in runs.items()))  # fmt: skip
     if args.json is not None:
         per_photo = [{"id": f.key, "expression": f.expression, "label": f.label,
                       "valence": None if np.isnan(v) else float(v)} for f, v in zip(faces, valence, strict=True)]
-        args.json.write_text(json.dumps({"rows": rows, "photos": per_photo, "grid": grid}, indent=1, default=float)
-                             + "\n", encoding="utf-8")  # fmt: skip
+        summaries = {mode: grid_summary(runs) for mode, runs in grid.items()}
+        args.json.write_text(json.dumps({"rows": rows, "photos": per_photo, "grid": grid, "grid_summary": summaries},
+                                        indent=1, default=float) + "\n", encoding="utf-8")  # fmt: skip
     return 0
 
 
