@@ -5,12 +5,16 @@
 - real clips: on GRID (neutral read speech) the mean |valence| stays <= 0.5; a positive and a negative spoken
   sentence (espeak-ng) played through the live path (file microphone -> ASR -> text features -> ORT) move
   valence in the right direction.
+
+QAMOE_CANDIDATE_ENGINES=DIR runs the live tests on the engines in DIR instead (a candidate checkpoint built by
+`tools/build_engine.py --checkpoint CK --engines-dir DIR`, before it ships: tools/evaluate_release.sh).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +31,7 @@ from tests.support.live_fixtures import GRID, REPO, free_endpoint
 CHECKPOINT = SHIPPED
 CARD = REPO / "docs" / "MODEL_CARD.md"
 ENGINES = REPO / "engines"
+CANDIDATE = os.environ.get("QAMOE_CANDIDATE_ENGINES")
 
 
 def test_checkpoint_is_small_specified_and_documented() -> None:
@@ -45,6 +50,9 @@ def test_checkpoint_is_small_specified_and_documented() -> None:
 
 @pytest.fixture(scope="module")
 def engines() -> Path:
+    if CANDIDATE:
+        assert (Path(CANDIDATE) / "manifest.json").is_file(), f"QAMOE_CANDIDATE_ENGINES={CANDIDATE}: no manifest"
+        return Path(CANDIDATE)
     manifest = ENGINES / "manifest.json"
     sha = hashlib.sha256((CHECKPOINT / "model.safetensors").read_bytes()).hexdigest()
     if not manifest.is_file() or sha not in manifest.read_text(encoding="utf-8"):
