@@ -42,7 +42,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
-    data, _ = load_source(args.data)
+    data, _ = load_source(args.data, splits=(args.split,))  # the affect views are built without a test split
     if args.split not in data:
         raise ConfigError(f"{args.data} has no {args.split} split")
     fs = data[args.split]

@@ -36,13 +36,17 @@ SPLITS = ("train", "valid", "test")
 EXTRA_SPLITS = ("train_raw", "test_raw", "test_asr")
 
 
-def load_source(spec: str, *, training: bool = False) -> tuple[dict[str, FeatureSet], dict[str, Any]]:
+def load_source(spec: str, *, training: bool = False, splits: tuple[str, ...] | None = None
+                ) -> tuple[dict[str, FeatureSet], dict[str, Any]]:  # fmt: skip
     """-> ({"train", "valid", "test"} -> FeatureSet, info dict with the source and any feature spec).
 
     `training=True`: only what training reads, {"train", "valid"}, with the raw-media twins of a corpus's
     `train_raw` split placed after the train rows inside "train" (the order tools/train.py has always trained
     on: every folder's train rows with their repeats, then every folder's twins). Shards are read into arrays
-    allocated once (`gather_shards`), so loading takes the result's memory plus one shard's."""
+    allocated once (`gather_shards`), so loading takes the result's memory plus one shard's.
+
+    `splits` (shards only): read just these, each required (an evaluation of one split of a corpus built
+    without the others, e.g. the affect views' train and valid)."""
     kind, _, rest = spec.partition(":")
     if kind == "synthetic":
         seed = int(rest) if rest else 0
@@ -65,7 +69,7 @@ def load_source(spec: str, *, training: bool = False) -> tuple[dict[str, Feature
         specs = [_shard_spec(d) for d, _, _ in folders]
         if any(s != specs[0] for s in specs[1:]):
             raise DataError(f"{spec}: the folders hold features of different feature specs; rebuild them with one")
-        plans = [_plan_folder(d, out, k, training) for d, out, k in folders]
+        plans = [_plan_folder(d, out, k, training, splits) for d, out, k in folders]
         order = list(dict.fromkeys(s for plan in plans for s in plan))
         joined = {split: [piece for plan in plans for piece in plan.get(split, [])] for split in order}
         if training and "train_raw" in joined:
@@ -92,8 +96,8 @@ def _folder_and_repeat(item: str) -> tuple[Path, tuple[str, ...], int]:
     return Path(folder), tuple(left_out), int(times)
 
 
-def _plan_folder(directory: Path, sources: tuple[str, ...], times: int, training: bool
-                 ) -> dict[str, list[ShardRows]]:  # fmt: skip
+def _plan_folder(directory: Path, sources: tuple[str, ...], times: int, training: bool,
+                 splits: tuple[str, ...] | None = None) -> dict[str, list[ShardRows]]:  # fmt: skip
     """Which rows of which shards of one folder make each split: every shard of the split in file-name order,
     without the rows of the left-out `sources` (ids "SRC/..."), the train split's shards `times` over."""
     if not directory.is_dir():
@@ -106,6 +110,8 @@ def _plan_folder(directory: Path, sources: tuple[str, ...], times: int, training
                             "re-extract the odd shards with the folder's spec")  # fmt: skip
     required = ("train", "valid") if training else SPLITS
     wanted = required + ("train_raw",) if training else SPLITS + EXTRA_SPLITS
+    if splits is not None:
+        required = wanted = tuple(splits)
     present = {m["split"] for m in metas.values()}
     for split in required:
         if split not in present:

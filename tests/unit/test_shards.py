@@ -356,6 +356,11 @@ def test_training_loads_train_with_its_raw_twins_after_it_and_valid_only(tmp_pat
     _assert_same(data["valid"].subset(np.arange(3)), full["valid"])
     with pytest.raises(DataError, match="no 'test' shards"):
         load_source(f"shards:{b}")  # evaluation still needs its test split
+    # ... unless it names the one split it reads: that one alone is read (and required)
+    one, _ = load_source(f"shards:{b}", splits=("valid",))
+    assert set(one) == {"valid"} and list(one["valid"].ids) == ["bvalid0", "bvalid1", "bvalid2"]
+    with pytest.raises(DataError, match="no 'test' shards.*splits found: train, valid"):
+        load_source(f"shards:{b}", splits=("test",))
 
 
 def test_feature_stats_in_chunks_equal_the_whole_array_computation() -> None:
