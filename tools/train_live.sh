@@ -10,9 +10,10 @@
 # Data: the MOSI/MOSEI corpus (tools/build_corpus.py: train + train_raw twins, valid, test; its faces re-drawn
 # without GRID and without the label pairing by tools/redraw_vision.py, docs/CORPUS.md "Vision") joined with
 # the affect corpus (tools/build_affect_corpus.py --balanced-out: real emotional speech, each clip at a speech
-# level drawn in -50..-10 dBFS, "Speech level") in three views, each clip starting the stream, after 4.5 s of
-# silence (--lead-in 4.5; docs/CORPUS.md, "Lead-in") and after it under a microphone's noise floor
-# (--noise-floor=-80:-50), each view's training rows repeated AFFECT_REPEAT times;
+# level drawn in -50..-10 dBFS, "Speech level") in four views, each clip starting the stream, after 4.5 s of
+# silence (--lead-in 4.5; docs/CORPUS.md, "Lead-in"), after it under a microphone's noise floor
+# (--noise-floor=-80:-50), and as a window that ends while it is being spoken, without words (--cut=0.3:0.9,
+# "In progress"), each view's training rows repeated AFFECT_REPEAT times;
 # AFFECT= (empty) trains on MOSI/MOSEI alone. --permissive leaves
 # out, in every split, the rows of the sources whose licence forbids commercial use or is unclear
 # (qamoe/data/sources.py, DIR!SRC).
@@ -32,16 +33,16 @@ for arg in "$@"; do
   case "$arg" in
     --permissive) PERMISSIVE=1 ;;
     --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "train_live.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
 CORPUS=${CORPUS:-runs/corpus-v3}
 # the balanced views under the current map (calm at 0), at drawn speech levels: starting the stream, after the
-# lead-in, and under a noise floor (without it the voice hears GRID's -50 dBFS booth as negative:
-# docs/results/affect/summary.md)
-AFFECT=${AFFECT-runs/affect-v3-bal0,runs/affect-v3-lead-bal0,runs/affect-v3-noisy-bal0}
-AFFECT_REPEAT=${AFFECT_REPEAT:-4}  # x the three views: every clip 12 times per epoch
+# lead-in, under a noise floor (without it the voice hears GRID's -50 dBFS booth as negative) and in progress
+# (without it a sentence still being spoken reads negative): docs/results/affect/summary.md
+AFFECT=${AFFECT-runs/affect-v3-bal0,runs/affect-v3-lead-bal0,runs/affect-v3-noisy-bal0,runs/affect-v3-cut-bal0}
+AFFECT_REPEAT=${AFFECT_REPEAT:-4}  # x the four views: every clip 16 times per epoch
 IFS=, read -ra AFFECT_DIRS <<< "$AFFECT"
 LEAVE_OUT=""
 [ "$PERMISSIVE" = 1 ] && LEAVE_OUT="!ravdess!fer"
