@@ -132,16 +132,14 @@ def main(args: argparse.Namespace) -> int:
         except LiveRunError as e:
             print(f"qamoe-live failed: {e}", file=sys.stderr)
             return 1
+    ids, labels = np.array([c.key for c in clips]), np.array([c.label for c in clips], np.float32)
     valence = item_valence(windows, spans, HOP_S)
     ok = ~np.isnan(valence)
-    ids = np.array([c.key for c in clips])[ok]
-    labels = np.array([c.label for c in clips], np.float32)[ok]
-    rows = affect_rows(ids, valence[ok], labels)
+    rows = affect_rows(ids[ok], valence[ok], labels[ok])
     print(format_rows(rows, f"live path, {args.split}: {ok.sum()} of {len(clips)} clips, {len(windows)} windows"))
     inner = in_progress_valence(windows, spans, HOP_S, args.in_progress_after)
     has = ~np.isnan(inner)
-    inner_rows = affect_rows(np.array([c.key for c in clips])[has], inner[has],
-                             np.array([c.label for c in clips], np.float32)[has])  # fmt: skip
+    inner_rows = affect_rows(ids[has], inner[has], labels[has])
     print("\n" + format_rows(inner_rows, f"in progress (each clip's windows ending >= {args.in_progress_after:g} s "
                                         f"into it, before its last): {has.sum()} of {len(clips)} clips"))
     if args.json is not None:
