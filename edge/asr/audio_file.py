@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.asr.transcriber import SAMPLE_RATE, AsrInputError
+from edge.pyav import mono_resampler
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ def load_audio_16k(path: str | os.PathLike[str]) -> np.ndarray:
     import av  # local: PyAV comes with faster-whisper; only file input needs it
 
     path = Path(path)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    resampler = mono_resampler()
     chunks: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:

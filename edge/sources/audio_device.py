@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.pyav import mono_resampler
 from edge.sources.audio import AudioSource, AudioSourceConfig, frames_to_mono
 from edge.sources.buffers import AudioRing
 from edge.sources.devices import audio_inputs_hint, import_sounddevice, rescan_audio, resolve_mic
@@ -40,7 +41,7 @@ class StreamResampler:
 
         self.rate_in = rate_in
         self._av = av
-        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        self._resampler = mono_resampler()
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         frame = self._av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.pyav import mono_resampler
 from edge.sources.audio import AudioSource, AudioSourceConfig, frames_to_mono
 from edge.sources.devices import audio_inputs_hint
 from edge.sources.errors import SourceBackendError, SourceNotFoundError, SourceOpenError
@@ -120,9 +121,7 @@ class AudioFileSource(AudioSource):
     # -- decoding and reading --------------------------------------------------------------------------------
     @staticmethod
     def _decode(container: Any) -> Iterator[np.ndarray]:
-        import av
-
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        resampler = mono_resampler()
         for frame in container.decode(audio=0):
             yield frames_to_mono(resampler.resample(frame))
         yield frames_to_mono(resampler.resample(None))

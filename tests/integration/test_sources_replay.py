@@ -195,6 +195,28 @@ def test_wav_real_time_pacing_and_loop(wav: Path) -> None:
     assert source.stats.passes == 1
 
 
+def test_looping_an_audio_file_starts_no_threads(wav: Path) -> None:
+    """Each loop pass decodes with a fresh resampler. PyAV 18.1.1 gave a resampler's filter graph a pool of
+    one thread per core, which lived until the cyclic GC freed the graph: a looping `--mic` file gained two
+    threads per pass on this machine (the soak test's failure). The runtime's resamplers run on the caller's
+    thread."""
+    import os
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    loop = ReplayConfig(realtime=False, loop=True)
+    source = open_audio_source(AudioSourceConfig(parse_mic(str(wav)), replay=loop, chunk_s=0.25))
+    with source:
+        assert source.read(timeout_s=1.0).ok
+        before = threads()
+        for _ in range(6 * 6):  # 1.5 s file, 0.25 s chunks: six passes
+            assert source.read(timeout_s=1.0).ok
+        after = threads()
+    assert source.stats.passes >= 5
+    assert after <= before, f"{after - before} thread(s) started over {source.stats.passes} loop passes"
+
+
 def test_grid_audio_track_through_pyav(grid_clips: list[Path]) -> None:
     camera, mic = parse_video_file(str(grid_clips[0]))
     chunks = read_all_audio(open_audio_source(AudioSourceConfig(mic, replay=ReplayConfig(realtime=False))))
