@@ -13,13 +13,14 @@
 #   voice-offline.*  valid only: the affect corpus's valid rows offline (tools/evaluate_affect.py on AFFECT_VALID)
 #   faces-live.*     test only: FACES held-out FER2013 photos and the GRID clips with each stream
 #                    (tools/evaluate_faces_live.py --grid-streams); GRID is a report set, never read in selection
+#   ../checkpoint    CHECKPOINT's path (an OUT holds one candidate's reports; tools/select_default.py reads it)
 #   shipped.txt      test only: the shipped-model tests (GRID guard, spoken sentences, lost devices) run on
 #                    OUT/engines (QAMOE_CANDIDATE_ENGINES, tests/integration/test_shipped_model.py)
 # Exit codes: 0 every step ran (targets and the shipped-model tests are reported, not enforced), 2 bad arguments,
 # else the failing step's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,21p' "$0"; }
+usage() { sed -n '2,22p' "$0"; }
 [ "${1:-}" = -h ] || [ "${1:-}" = --help ] && { usage; exit 0; }
 [ $# -eq 3 ] || { echo "evaluate_release.sh: takes CHECKPOINT OUT valid|test (see --help)" >&2; exit 2; }
 CK=$1 OUT=$2 SPLIT=$3
@@ -41,7 +42,10 @@ run() {  # run NAME COMMAND...: stdout and stderr into DIR/NAME.txt, shown as it
   [ "$DRY_RUN" = 1 ] && return 0
   "$@" 2>&1 | tee "$DIR/$name.txt"
 }
-[ "$DRY_RUN" = 1 ] || mkdir -p "$DIR"
+if [ -f "$OUT/checkpoint" ] && [ "$(cat "$OUT/checkpoint")" != "$CK" ]; then
+  echo "evaluate_release.sh: $OUT holds the reports of $(cat "$OUT/checkpoint"), not $CK: use another OUT" >&2; exit 2
+fi
+[ "$DRY_RUN" = 1 ] || { mkdir -p "$DIR"; echo "$CK" > "$OUT/checkpoint"; }  # read by tools/select_default.py
 run engines "$PY" tools/build_engine.py --checkpoint "$CK" --engines-dir "$ENGINES"
 if [ -d "$CORPUS" ]; then
   splits=$([ "$SPLIT" = valid ] && echo valid || echo test,test_asr)

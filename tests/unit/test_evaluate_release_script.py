@@ -73,3 +73,15 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, checkpoint: Path, ar
     run = _run(tmp_path, *args)
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "evaluate_release.sh:" in run.stderr
+
+
+def test_an_out_of_another_checkpoint_is_refused(tmp_path: Path, checkpoint: Path) -> None:
+    """OUT/checkpoint names whose reports OUT holds (tools/select_default.py reads it); a second checkpoint
+    into the same OUT would mix two candidates' reports."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoint").write_text(f"{tmp_path}/other\n")
+    run = _run(tmp_path, str(checkpoint), str(out), "valid")
+    assert run.returncode == 2 and "use another OUT" in run.stderr, run.stderr
+    (out / "checkpoint").write_text(f"{checkpoint}\n")
+    assert _run(tmp_path, str(checkpoint), str(out), "valid").returncode == 0
