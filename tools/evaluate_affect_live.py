@@ -146,8 +146,8 @@ def main(args: argparse.Namespace) -> int:
         per_clip = [{"id": c.key, "label": c.label, "valence": None if np.isnan(v) else float(v),
                      "in_progress": None if np.isnan(u) else float(u)}
                     for c, v, u in zip(clips, valence, inner, strict=True)]  # fmt: skip
-        args.json.write_text(json.dumps({"split": args.split, "rows": rows, "in_progress_rows": inner_rows, "clips": per_clip},
-                                        indent=1, default=float) + "\n", encoding="utf-8")  # fmt: skip
+        report = {"split": args.split, "rows": rows, "in_progress_rows": inner_rows, "clips": per_clip}
+        args.json.write_text(json.dumps(report, indent=1, default=float) + "\n", encoding="utf-8")
     return 0
 
 
