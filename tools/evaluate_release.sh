@@ -3,13 +3,14 @@
 #
 #   bash tools/evaluate_release.sh CHECKPOINT OUT valid   # selection: valid rows and valid speakers only
 #   bash tools/evaluate_release.sh CHECKPOINT OUT test    # the report, once the choice is made
-#   CORPUS=runs/corpus-v3 AFFECT_VALID=runs/affect-v3-lead LIMIT=60 FACES=100 ... bash tools/evaluate_release.sh ...
+#   CORPUS=runs/corpus-v3 AFFECT_VALID=runs/affect-v3-lead LIMIT=N FACES=100 ... bash tools/evaluate_release.sh ...
 #
 # Builds the candidate's engines into OUT/engines (tools/build_engine.py --checkpoint), then writes into
 # OUT/SPLIT/ one file per measurement and summary.md with them all:
 #   text.txt         the text path on MOSI/MOSEI (tools/evaluate_text_path.py; valid, or test + test_asr)
 #   voice-live.*     held-out actors through `qamoe-live --camera none --mic` (tools/evaluate_affect_live.py),
-#                    the window at each clip's end and the windows in progress; valid: LIMIT clips per corpus
+#                    the window at each clip's end and the windows in progress; valid: every valid clip (RAVDESS
+#                    104, EmoDB 96: with 60 of each, seeds of one recipe read 0.4 apart in AUC), LIMIT=N for fewer
 #   voice-offline.*  valid only: the affect corpus's valid rows offline (tools/evaluate_affect.py on AFFECT_VALID)
 #   faces-live.*     test only: FACES held-out FER2013 photos and the GRID clips with each stream
 #                    (tools/evaluate_faces_live.py --grid-streams); GRID is a report set, never read in selection
@@ -20,7 +21,7 @@
 # else the failing step's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,22p' "$0"; }
+usage() { sed -n '2,23p' "$0"; }
 [ "${1:-}" = -h ] || [ "${1:-}" = --help ] && { usage; exit 0; }
 [ $# -eq 3 ] || { echo "evaluate_release.sh: takes CHECKPOINT OUT valid|test (see --help)" >&2; exit 2; }
 CK=$1 OUT=$2 SPLIT=$3
@@ -31,7 +32,7 @@ AFFECT_DATA=${AFFECT_DATA:-../shared/data/affect}
 CORPUS=${CORPUS:-runs/corpus-v3}
 AFFECT_VALID=${AFFECT_VALID:-runs/affect-v3-lead}
 GRID=${GRID:-../shared/media/grid}
-LIMIT=${LIMIT:-60}
+LIMIT=${LIMIT:-}
 FACES=${FACES:-100}
 DRY_RUN=${DRY_RUN:-0}
 DIR="$OUT/$SPLIT"
@@ -55,7 +56,7 @@ else
 fi
 if [ "$SPLIT" = valid ]; then
   run voice-live "$PY" tools/evaluate_affect_live.py --affect "$AFFECT_DATA" --engines "$ENGINES" --split valid \
-      --limit "$LIMIT" --json "$DIR/voice-live.json"
+      ${LIMIT:+--limit "$LIMIT"} --json "$DIR/voice-live.json"
   if [ -d "$AFFECT_VALID" ]; then
     run voice-offline "$PY" tools/evaluate_affect.py --data "shards:$AFFECT_VALID" --split valid --checkpoint "$CK" \
         --json "$DIR/voice-offline.json"

@@ -43,7 +43,8 @@ def test_selection_reads_valid_only_and_never_grid_or_test(tmp_path: Path, check
     steps = _steps(run.stdout)
     assert list(steps) == ["engines", "text", "voice-live", "voice-offline"]
     assert f"--engines-dir {tmp_path}/out/engines" in steps["engines"]
-    assert "--splits valid " in steps["text"] and "--split valid --limit 60" in steps["voice-live"]
+    assert "--splits valid " in steps["text"] and "--split valid --json" in steps["voice-live"]  # every valid clip
+    assert "--limit 30 " in _steps(_run(tmp_path, str(checkpoint), str(tmp_path / "out"), "valid", LIMIT="30").stdout)["voice-live"]
     assert "--split valid" in steps["voice-offline"] and f"shards:{tmp_path}/av" in steps["voice-offline"]
     out = run.stdout.replace(str(tmp_path), "TMP")  # pytest's folder names hold "test"
     assert "test" not in out and "grid" not in out.lower()
