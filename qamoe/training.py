@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from qamoe.batching import batches, to_tensors
 from qamoe.config import from_dict_strict
-from qamoe.data.featureset import FeatureSet, feature_stats
+from qamoe.data.featureset import FeatureSet, TrainRows, feature_stats
 from qamoe.errors import ConfigError
 from qamoe.modality import MODALITIES, Modality
 from qamoe.models import MultimodalModel
@@ -92,7 +92,7 @@ def noise_stats(model: MultimodalModel) -> dict[Modality, tuple[np.ndarray, np.n
     return {m: (model.norms[str(m)].mean.numpy().copy(), model.norms[str(m)].std.numpy().copy()) for m in MODALITIES}
 
 
-def twin_reference(fs: FeatureSet, suffix: str = TWIN_SUFFIX) -> np.ndarray:
+def twin_reference(fs: TrainRows, suffix: str = TWIN_SUFFIX) -> np.ndarray:
     """Row of each sample's clean target in `fs`: a "<id>#raw" twin (the same sample through a raw-media
     corruption, docs/CORPUS.md) points at "<id>" when `fs` holds it, every other sample at itself."""
     pos = {str(k): i for i, k in enumerate(fs.ids)}
@@ -105,7 +105,7 @@ def twin_reference(fs: FeatureSet, suffix: str = TWIN_SUFFIX) -> np.ndarray:
 
 def train_model(
     model: MultimodalModel,
-    train_set: FeatureSet,
+    train_set: TrainRows,
     valid_set: FeatureSet,
     config: TrainConfig,
     *,
@@ -151,7 +151,7 @@ def train_model(
 
 def _epoch(
     model: MultimodalModel,
-    train_set: FeatureSet,
+    train_set: TrainRows,
     config: TrainConfig,
     rng: np.random.Generator,
     scales: Mapping[Modality, np.ndarray],

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from qamoe.data.featureset import FeatureSet
+from qamoe.data.featureset import FeatureSet, RepeatedRows
 from qamoe.data.gather import ShardRows, gather_shards
 from qamoe.data.mmsa import DATASET_DIMS, load_mmsa_pickle
 from qamoe.data.shards import read_shard_meta, shard_ids
@@ -37,8 +37,9 @@ EXTRA_SPLITS = ("train_raw", "test_raw", "test_asr")
 
 
 def load_source(spec: str, *, training: bool = False, splits: tuple[str, ...] | None = None
-                ) -> tuple[dict[str, FeatureSet], dict[str, Any]]:  # fmt: skip
-    """-> ({"train", "valid", "test"} -> FeatureSet, info dict with the source and any feature spec).
+                ) -> tuple[dict[str, FeatureSet | RepeatedRows], dict[str, Any]]:  # fmt: skip
+    """-> ({"train", "valid", "test"} -> FeatureSet, info dict with the source and any feature spec). A train
+    split with repeated folders (`DIR*K`) is a `RepeatedRows`: each distinct row held once.
 
     `training=True`: only what training reads, {"train", "valid"}, with the raw-media twins of a corpus's
     `train_raw` split placed after the train rows inside "train" (the order tools/train.py has always trained

@@ -393,3 +393,30 @@ def test_the_balanced_view_of_a_train_and_valid_build_has_no_test_split_and_need
     (src / "train-00000.npz").unlink()
     with pytest.raises(DataError, match="no train shards"):
         write_balanced(src, tmp_path / "bal2", created_by="test")
+
+
+def test_repeated_pieces_are_held_once_and_read_as_the_repeated_rows(tmp_path: Path) -> None:
+    """`shards:DIR*K` repeats a folder's train rows; memory holds each distinct row once (RepeatedRows), and
+    every read the trainer makes (rows, labels, ids, input statistics) equals the materialised repeat's."""
+    from qamoe.data.featureset import RepeatedRows, feature_stats
+    from qamoe.data.gather import ShardRows, gather_shards
+
+    a = write_shard(tmp_path / "a.npz", _fs(5, seed=1, prefix="a"), split="train", feature_spec=SPEC)
+    short = {Modality.TEXT: 2, Modality.AUDIO: 9, Modality.VISION: 1}
+    b = write_shard(tmp_path / "b.npz", _fs(4, t=short, seed=2, prefix="b"), split="train", feature_spec=SPEC)
+    rows = np.array([3, 0, 2])
+    pieces = [ShardRows(a), ShardRows(b, rows), ShardRows(a), ShardRows(b, rows.copy()), ShardRows(b)]
+    got = gather_shards(pieces)
+    fa, fb = read_shard(a)[0], read_shard(b)[0]
+    want = concat_featuresets([fa, fb.subset(rows), fa, fb.subset(rows), fb])
+    assert isinstance(got, RepeatedRows) and len(got.base) == 5 + 3 + 4 and len(got) == len(want) == 20
+    _assert_same(got.subset(np.arange(len(got))), want)
+    _assert_same(got, want)  # feats/masks copy the rows out
+    pick = np.random.default_rng(0).permutation(len(got))[:7]
+    _assert_same(got.subset(pick), want.subset(pick))
+    np.testing.assert_array_equal(got.labels, want.labels)
+    assert got.dims == want.dims and got.seq_lens == want.seq_lens
+    for m, (mean, std) in feature_stats(got, chunk_rows=3).items():
+        np.testing.assert_array_equal(mean, feature_stats(want, chunk_rows=3)[m][0])
+        np.testing.assert_array_equal(std, feature_stats(want, chunk_rows=3)[m][1])
+    assert not isinstance(gather_shards([ShardRows(a), ShardRows(b, rows)]), RepeatedRows)  # nothing repeated

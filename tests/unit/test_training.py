@@ -109,3 +109,21 @@ def test_selection_by_source_weighs_every_source_alike(trained, data) -> None:
     assert validation_mae(trained.model, tagged, by="source") == pytest.approx(float(by_source), rel=1e-5)
     with pytest.raises(ConfigError, match="select_by"):
         TrainConfig(select_by="speaker")
+
+
+def test_training_on_repeated_rows_equals_training_on_their_copies(data) -> None:
+    """A repeated corpus is held once (qamoe.data.featureset.RepeatedRows, `shards:DIR*K`); the trainer must
+    not tell it from the materialised repeat: the same batches, statistics and weights, bit for bit."""
+    from qamoe.data.featureset import RepeatedRows
+
+    base = data["train"].subset(np.arange(300))
+    rows = np.concatenate([np.arange(300), np.arange(100, 200), np.arange(300)])
+    weights = []
+    for train_set in (RepeatedRows(base, rows), base.subset(rows)):
+        torch.manual_seed(0)
+        model = create_model("qamoe", ModelConfig(input_dims=base.dims, d_model=16, expert_hidden=24))
+        cfg = TrainConfig(epochs=2, seed=3, threads=1)
+        train_model(model, train_set, data["valid"], cfg, progress=False)
+        weights.append(model.state_dict())
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]), name
