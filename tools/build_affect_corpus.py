@@ -13,7 +13,9 @@ label, split, what the ASR heard), `skipped.json`, `extract.json`. Resumable: ma
 `--lead-in S` puts S seconds of silence before each clip (what a microphone open before the speech hears; the
 default 0 is a clip that starts the stream), `--noise-floor=LO:HI` a microphone's white noise under the lead-in
 and the clip at a level per clip drawn from a hash of its id, `--speech-level=LO:HI` the clip scaled to a speech
-level drawn the same way (microphones at other gains; `qamoe.corpus.affect_build.MicContext`); `--cut=LO:HI`
+level drawn the same way (microphones at other gains; `qamoe.corpus.affect_build.MicContext`), `--codec
+mp2,mp3,aac` each clip through one of these lossy codecs at a sample rate and bit rate drawn the same way (a
+file's or a video's sound track; `qamoe.corpus.codec`); `--cut=LO:HI`
 ends each clip's window inside its speech, at a fraction of it drawn the same way, with no words (a sentence
 still being spoken, as the live path shows it before the ASR has the words; docs/CORPUS.md "In progress");
 `--splits train,valid` makes only those splits' clips.
@@ -45,6 +47,7 @@ from qamoe import __version__
 from qamoe.corpus.affect import DATASETS, VALENCE, parse_valence_overrides, read_clips, relabel
 from qamoe.corpus.affect_build import MicContext, build
 from qamoe.corpus.balance import write_balanced
+from qamoe.corpus.codec import parse_codecs
 from qamoe.corpus.extract_io import add_shard_args, make_extractors, run_tool
 from qamoe.errors import ConfigError
 from qamoe.provenance import git_commit
@@ -72,6 +75,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="scale each clip so its speech level (90th percentile of 20 ms RMS) is drawn uniformly in "
                         "LO..HI dBFS from a hash of its id, as microphones at other gains deliver it "
                         "(--speech-level=-50:-10; default: the clip as recorded)")
+    p.add_argument("--codec", metavar="NAMES",
+                   help="send each clip through one of these lossy codecs (comma-separated: mp2, mp3, aac), with "
+                        "codec, sample rate and bit rate drawn from a hash of its id (default: as recorded)")
     p.add_argument("--cut", metavar="LO:HI",
                    help="end each window inside the speech, at a fraction of it drawn uniformly in LO..HI from a "
                         "hash of the clip's id, without words (--cut=0.3:0.9; default: after the speech)")
@@ -113,7 +119,8 @@ def main(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.shard_size < 1 or args.checkpoint_every < 1 or (args.limit or 0) < 0:
         raise ConfigError("--workers, --shard-size and --checkpoint-every must be >= 1 and --limit >= 0")
     mic = MicContext(args.lead_in, parse_dbfs_range(args.noise_floor, "--noise-floor", "-80:-50"),
-                     parse_dbfs_range(args.speech_level, "--speech-level", "-50:-10"))
+                     parse_dbfs_range(args.speech_level, "--speech-level", "-50:-10"),
+                     parse_codecs(args.codec) if args.codec is not None else ())
     cut = parse_cut(args.cut)
     overrides = parse_valence_overrides(args.valence)
     if overrides and args.balanced_out is None:

@@ -12,8 +12,10 @@ slot of the window is present and every encoder block has its full context; `noi
 white noise over the lead-in and the clip at a level drawn per clip, uniformly in [lo, hi] dBFS RMS, from a hash
 of the clip's key (never its label); `speech_level_dbfs` (lo, hi) first scales the clip so its speech level
 (`speech_level`: the 90th percentile of its 20 ms frames' RMS) sits at a level drawn the same way, as microphones
-at other gains and distances deliver it (docs/CORPUS.md, "Speech level"). Window and stats times stay in the
-clip's own time (docs/CORPUS.md, "Lead-in").
+at other gains and distances deliver it (docs/CORPUS.md, "Speech level"); `codecs` (names, optional) then sends
+the clip through a lossy codec at another sample rate, drawn per clip the same way (`qamoe.corpus.codec`: how a
+file or a video's sound track delivers speech). Window and stats times stay in the clip's own time
+(docs/CORPUS.md, "Lead-in").
 
 In progress (`cut` (lo, hi), optional): the window ends inside the speech instead of after it, at a fraction of
 the speech drawn per clip uniformly in [lo, hi] from a hash of its key, with no words (what the live path
@@ -44,6 +46,7 @@ from edge.asr import load_audio_16k
 from edge.features.spec import FeatureSpec, default_feature_spec
 from edge.vocab import SAMPLE_RATE
 from qamoe.corpus.affect import AffectClip
+from qamoe.corpus.codec import draw_chain, parse_codecs, roundtrip
 from qamoe.corpus.extract_io import (
     ShardSet,
     check_run_options,
@@ -83,8 +86,11 @@ class MicContext:
     lead_in_s: float = 0.0
     noise_floor_dbfs: tuple[float, float] | None = None
     speech_level_dbfs: tuple[float, float] | None = None
+    codecs: tuple[str, ...] = ()  # () the clip as recorded; else each clip through one of them (qamoe.corpus.codec)
 
     def __post_init__(self) -> None:
+        if self.codecs:
+            parse_codecs(",".join(self.codecs))  # a CodecError (ConfigError) names the choices
         if not 0 <= self.lead_in_s <= 30:
             raise ConfigError(f"--lead-in {self.lead_in_s}: use 0 to 30 seconds (4.5 matches the live evaluation)")
         if self.noise_floor_dbfs is not None:
@@ -100,7 +106,8 @@ class MicContext:
 
     @property
     def changes_audio(self) -> bool:
-        return self.lead_in_s > 0 or self.noise_floor_dbfs is not None or self.speech_level_dbfs is not None
+        return (self.lead_in_s > 0 or self.noise_floor_dbfs is not None or self.speech_level_dbfs is not None
+                or bool(self.codecs))  # fmt: skip
 
     def level_dbfs(self, key: str) -> float | None:
         """The clip's noise level: uniform in [lo, hi] from a hash of its key (None without a noise floor)."""
@@ -110,12 +117,18 @@ class MicContext:
         """The clip's speech level: uniform in [lo, hi] from a hash of its key (None: the clip as recorded)."""
         return None if self.speech_level_dbfs is None else _uniform(self.speech_level_dbfs, key, "speech")
 
+    def codec(self, key: str) -> str | None:
+        """The name of the clip's recording chain (None: the clip as recorded)."""
+        return draw_chain(key, self.codecs).name if self.codecs else None
+
     def apply(self, pcm: np.ndarray, key: str) -> np.ndarray:
         """The lead-in's silence, then the clip (16 kHz mono float32; at its drawn speech level, clipped to
-        [-1, 1] as a converter does), with the noise floor over both."""
+        [-1, 1] as a converter does, then through its drawn codec), with the noise floor over both."""
         target = self.speech_dbfs(key)
         if target is not None:
             pcm = np.clip(pcm * np.float32(10 ** ((target - speech_level(pcm)) / 20)), -1.0, 1.0).astype(np.float32)
+        if self.codecs:
+            pcm = np.clip(roundtrip(pcm, draw_chain(key, self.codecs)), -1.0, 1.0).astype(np.float32)
         out = np.concatenate([np.zeros(round(self.lead_in_s * SAMPLE_RATE), np.float32), pcm])
         level = self.level_dbfs(key)
         if level is not None:
@@ -132,6 +145,8 @@ class MicContext:
             out["noise_floor_dbfs"] = list(self.noise_floor_dbfs)
         if self.speech_level_dbfs is not None:
             out["speech_level_dbfs"] = list(self.speech_level_dbfs)
+        if self.codecs:
+            out["codecs"] = list(self.codecs)
         return out
 
 
@@ -228,6 +243,7 @@ def build(clips: list[AffectClip], out: Path, *, workers: int, limit: int | None
                     "window_end_s": r.window_end_s, "duration_s": r.duration_s, "seconds": round(r.seconds, 3),
                     **({} if (level := mic.level_dbfs(clip.key)) is None else {"noise_floor_dbfs": round(level, 2)}),
                     **({} if (speech := mic.speech_dbfs(clip.key)) is None else {"speech_level_dbfs": round(speech, 2)}),
+                    **({} if (codec := mic.codec(clip.key)) is None else {"codec": codec}),
                     **({} if cut is None else {"cut": round(cut_fraction(cut, clip.key), 3)}),
                 }) + "\n")  # fmt: skip
                 made += 1
