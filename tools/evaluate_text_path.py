@@ -58,6 +58,9 @@ def main(args: argparse.Namespace) -> int:
             prefix = np.char.partition(fs.ids.astype(str), "/")[:, 0]
             for dataset in ("mosei", "mosi"):
                 m = prefix == dataset
+                if not m.any():  # e.g. test_asr built for MOSI alone (docs/CORPUS.md, "Commands")
+                    cells.append("no rows")
+                    continue
                 r = regression_metrics(valence[m], fs.labels[m])
                 cells.append(f"{100 * r['non0_acc2']:.1f} / {r['mae']:.3f} / {r['corr']:.3f}")
         print(f"| {ck} | " + " | ".join(cells) + " |")

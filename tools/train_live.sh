@@ -62,8 +62,9 @@ DATA="shards:$CORPUS$LEAVE_OUT"
 for dir in "${AFFECT_DIRS[@]}"; do DATA+=",$dir$LEAVE_OUT*$AFFECT_REPEAT"; done
 # One training holds its corpus in memory (qamoe.data.gather.gather_shards: its size + one shard; peak RSS
 # 10.2-10.3 GB measured with all of runs/corpus-v2, train_raw and the three affect views x4, 2026-12-07, when
-# each repeat was a copy; repeats are now held once, the four views x4 in 1.0 GB instead of 3.0): two at once
-# only with room for both and the system (22 GB available; a 24 GB machine idle has ~23)
+# each repeat was a copy; repeats are now held once, the four views x4 in 1.0 GB instead of 3.0; with
+# runs/corpus-v3 and the four views, 8.3-8.6 GB resident each while training, 2026-12-08): two at once only with
+# room for both and the system (22 GB available; a 24 GB machine idle has ~23)
 PARALLEL=${PARALLEL:-$([ "$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo)" -ge 22 ] && echo 2 || echo 1)}
 for dir in "$CORPUS" "${AFFECT_DIRS[@]}"; do
   [ -d "$dir" ] || { echo "train_live.sh: $dir not found: build it first (docs/CORPUS.md, \"Commands\")" >&2; exit 2; }

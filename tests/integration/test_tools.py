@@ -99,3 +99,41 @@ def test_compare_sources_reads_each_source_and_groups_seeds(tmp_path: Path) -> N
     r = _run("tools/compare_sources.py", "--corpus", str(tmp_path / "words"), "--split", "valid",
              "--checkpoints", *cks, "--out", str(out), timeout=120)  # fmt: skip
     assert r.returncode == 3 and "Traceback" not in r.stderr, (r.returncode, r.stderr)
+
+
+@pytest.mark.slow
+def test_evaluate_text_path_reads_a_split_that_holds_one_dataset(tmp_path: Path) -> None:
+    """tools/evaluate_text_path.py on the corpus as docs/CORPUS.md builds it: `test` holds MOSEI and MOSI,
+    `test_asr` MOSI alone (`--datasets mosi --asr-test`). The MOSEI cell of test_asr says it has no rows instead
+    of stopping the evaluation (tools/evaluate_release.sh ... test did, 2026-12-08)."""
+    import numpy as np
+    import torch
+
+    from qamoe.checkpoint import save_checkpoint
+    from qamoe.config import ModelConfig
+    from qamoe.data.featureset import FeatureSet
+    from qamoe.data.shards import write_shard
+    from qamoe.modality import MODALITIES, Modality
+    from qamoe.models import create_model
+
+    seq = {Modality.TEXT: 6, Modality.AUDIO: 10, Modality.VISION: 8}
+    dims = {Modality.TEXT: 12, Modality.AUDIO: 5, Modality.VISION: 7}
+    rng = np.random.default_rng(0)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for split, datasets in (("test", ("mosei", "mosi")), ("test_asr", ("mosi",))):
+        ids = [f"{d}/c_{i}" for d in datasets for i in range(6)]
+        n = len(ids)
+        fs = FeatureSet({m: rng.normal(size=(n, seq[m], dims[m])).astype(np.float32) for m in MODALITIES},
+                        {m: np.ones((n, seq[m]), bool) for m in MODALITIES},
+                        np.array([2, -2, 1, -1, 0.5, -0.5] * len(datasets), np.float32), np.array(ids))  # fmt: skip
+        write_shard(corpus / f"{split}-00000.npz", fs, split=split, feature_spec={"toy": 1})
+    torch.manual_seed(0)
+    model = create_model("qamoe", ModelConfig(input_dims=dims, d_model=16, expert_hidden=24))
+    ck = str(save_checkpoint(tmp_path / "ck", model, model_name="qamoe", train_config={"seed": 0}))
+    r = _run("tools/evaluate_text_path.py", "--corpus", str(corpus), "--checkpoint", ck, timeout=300)
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith(f"| {ck} |"))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    assert len(cells) == 4 and cells[2] == "no rows", cells  # MOSEI gold, MOSI gold, MOSEI ASR, MOSI ASR
+    assert all(c.count(" / ") == 2 for i, c in enumerate(cells) if i != 2), cells
